@@ -1,0 +1,1 @@
+"""Command line and desktop GUI. The only package allowed to import Qt."""

@@ -1,0 +1,91 @@
+"""``emgpilot run``: acquire from a source, run the pipeline, optionally record (and fly)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="stream a source through the pipeline (headless or with the GUI)")
+    p.add_argument("--headless", action="store_true", help="no window: log a summary instead")
+    p.add_argument("--source", default="synthetic", choices=["synthetic", "myo", "replay"],
+                   help="where data comes from (default: synthetic arm)")
+    p.add_argument("--recording", help="recording to replay with --source replay")
+    p.add_argument("--port", help="BLED112 dongle serial port (--source myo); default: auto-detect")
+    p.add_argument("--upper-arm-port", help="microcontroller serial port for biceps/triceps EMG")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many data-seconds")
+    p.add_argument("--record", metavar="PATH", help="write every stream to this recording (.mcap)")
+    p.add_argument("--speed", default="1", help="1 (real time), N (N x faster) or max (synthetic/replay)")
+    p.add_argument("--seed", type=int, default=0, help="synthetic arm: wearer and schedule seed")
+    p.add_argument("--config", help="pipeline configuration TOML")
+    p.add_argument("--json", action="store_true", help="print the run summary as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from emgpilot.app.cli import CLIError
+    from emgpilot.app.sources import open_source
+    from emgpilot.build import build_pipeline, load_pipeline_config
+    from emgpilot.config import ConfigError, to_mapping
+    from emgpilot.signals.device import parse_speed
+    from emgpilot.signals.runner import SessionRunner
+
+    if not args.headless:
+        from emgpilot.app.commands import COMMAND_MODULES
+
+        if "gui" in COMMAND_MODULES:
+            from emgpilot.app.commands.gui import run_gui_from_run_args
+
+            return run_gui_from_run_args(args)
+        log.warning("GUI not available; running headless")
+    try:
+        speed = parse_speed(args.speed)
+        cfg = load_pipeline_config(args.config)
+    except (ValueError, ConfigError) as e:
+        raise CLIError(str(e)) from e
+    device = open_source(args, speed=speed)
+    pipeline = build_pipeline(device.streams(), cfg)
+    recorder = None
+    if args.record:
+        from emgpilot.signals.recording import RecordingWriter
+
+        recorder = RecordingWriter(
+            args.record,
+            streams=[*device.streams(), *pipeline.output_streams],
+            metadata={"device": device.info(), "pipeline_config": to_mapping(cfg), "command": "run"},
+        )
+    runner = SessionRunner(device, pipeline, recorder=recorder, duration_s=args.duration)
+    wall0 = time.perf_counter()
+    try:
+        stats = runner.run()
+    except KeyboardInterrupt:
+        stats = runner.stats
+    finally:
+        if recorder is not None:
+            recorder.close()
+    wall = time.perf_counter() - wall0
+    summary = {
+        "source": args.source,
+        "duration_s": round(stats.duration_s, 3),
+        "wall_s": round(wall, 3),
+        "samples": stats.samples,
+        "events": stats.events,
+        "record": args.record,
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"{args.source}: {summary['duration_s']} s of data in {summary['wall_s']} s", file=sys.stdout)
+        for name, n in sorted(stats.samples.items()):
+            print(f"  {name:28s} {n:9d} samples")
+        for name, n in sorted(stats.events.items()):
+            print(f"  {name:28s} {n:9d} events")
+        if args.record:
+            print(f"recorded to {args.record}")
+    return 0

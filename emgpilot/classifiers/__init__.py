@@ -1,0 +1,1 @@
+"""Streaming detectors, the wrist network, gesture fusion and evaluation metrics."""

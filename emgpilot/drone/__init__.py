@@ -1,0 +1,1 @@
+"""Drone commands, mapper, safety supervisor and backends (simulator, Olympe)."""

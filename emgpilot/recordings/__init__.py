@@ -1,0 +1,1 @@
+"""Sample recordings shipped with emgpilot (see README.md in this folder)."""

@@ -1,0 +1,1 @@
+"""Streams, devices, causal filters, the pipeline, recording and replay. No Qt here."""
