@@ -54,7 +54,7 @@ class EMGConditioner(Stage):
         self.inputs = (source.name,)
         self.source = source
         self.cfg = cfg
-        self.decimation = max(1, int(round(fs / cfg.envelope_rate_hz)))
+        self.decimation = max(1, round(fs / cfg.envelope_rate_hz))
         self.filtered = StreamInfo(
             f"{source.name}.filtered", "filtered", fs, source.channels, source.units
         )
