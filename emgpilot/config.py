@@ -28,9 +28,7 @@ def from_mapping(cls: type[T], data: dict[str, Any], where: str = "") -> T:
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = set(data) - set(fields)
     if unknown:
-        raise ConfigError(
-            f"{where or cls.__name__}: unknown setting(s) {sorted(unknown)}; known: {sorted(fields)}"
-        )
+        raise ConfigError(f"{where or cls.__name__}: unknown setting(s) {sorted(unknown)}; known: {sorted(fields)}")
     kwargs = {}
     for name, value in data.items():
         kwargs[name] = _coerce(hints[name], value, f"{where}.{name}" if where else name)

@@ -66,9 +66,7 @@ def design_lowpass(cutoff_hz: float, fs: float, order: int = 2) -> np.ndarray:
     return signal.butter(order, cutoff_hz, btype="lowpass", fs=fs, output="sos")
 
 
-def design_notches(
-    freqs_hz: tuple[float, ...], fs: float, q: float = 30.0, harmonics: int = 1
-) -> np.ndarray | None:
+def design_notches(freqs_hz: tuple[float, ...], fs: float, q: float = 30.0, harmonics: int = 1) -> np.ndarray | None:
     """IIR notches at each mains frequency and its first ``harmonics`` multiples below Nyquist."""
     sections = []
     nyq = fs / 2.0

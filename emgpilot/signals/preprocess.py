@@ -55,9 +55,7 @@ class EMGConditioner(Stage):
         self.source = source
         self.cfg = cfg
         self.decimation = max(1, round(fs / cfg.envelope_rate_hz))
-        self.filtered = StreamInfo(
-            f"{source.name}.filtered", "filtered", fs, source.channels, source.units
-        )
+        self.filtered = StreamInfo(f"{source.name}.filtered", "filtered", fs, source.channels, source.units)
         self.envelope = StreamInfo(
             f"{source.name}.envelope", "envelope", fs / self.decimation, source.channels, source.units
         )
@@ -162,9 +160,7 @@ class IMUResampler(Stage):
         self._next_k = state["next_k"]
 
 
-def preprocessing_stages(
-    cfg: PreprocessConfig, sources: dict[str, StreamInfo] | None = None
-) -> list[Stage]:
+def preprocessing_stages(cfg: PreprocessConfig, sources: dict[str, StreamInfo] | None = None) -> list[Stage]:
     """Conditioning stages for whichever sensor streams are present.
 
     ``sources`` maps stream name to its declaration (a device may run off-nominal rate).

@@ -85,9 +85,7 @@ class Chunk:
 
     def __post_init__(self) -> None:
         if self.t.ndim != 1 or self.data.ndim != 2 or self.data.shape[0] != self.t.shape[0]:
-            raise ValueError(
-                f"chunk of {self.info.name!r}: t {self.t.shape} and data {self.data.shape} do not match"
-            )
+            raise ValueError(f"chunk of {self.info.name!r}: t {self.t.shape} and data {self.data.shape} do not match")
         if self.data.shape[1] != self.info.n_channels:
             raise ValueError(
                 f"chunk of {self.info.name!r}: {self.data.shape[1]} columns, stream declares {self.info.n_channels}"
@@ -235,9 +233,7 @@ def message_time(msg: Message) -> float:
 IMU_CHANNELS = ("qw", "qx", "qy", "qz", "ax", "ay", "az", "gx", "gy", "gz")
 IMU_UNITS = ("1", "1", "1", "1", "g", "g", "g", "deg/s", "deg/s", "deg/s")
 
-FOREARM_EMG = StreamInfo(
-    "forearm_emg", "emg", 200.0, tuple(f"emg{i}" for i in range(8)), ("counts",) * 8
-)
+FOREARM_EMG = StreamInfo("forearm_emg", "emg", 200.0, tuple(f"emg{i}" for i in range(8)), ("counts",) * 8)
 """Myo armband EMG: 8 channels, 200 Hz, raw int8 counts."""
 
 FOREARM_IMU = StreamInfo("forearm_imu", "imu", 50.0, IMU_CHANNELS, IMU_UNITS)
@@ -247,8 +243,7 @@ UPPER_EMG = StreamInfo("upper_emg", "emg", 1000.0, ("biceps", "triceps"), ("coun
 """Upper-arm EMG through a microcontroller ADC (MyoWare raw output), ~1 kHz."""
 
 EVENT_STREAMS = {
-    name: StreamInfo(name, "event", 0.0)
-    for name in ("cue", "gesture", "command", "safety", "status", "gap")
+    name: StreamInfo(name, "event", 0.0) for name in ("cue", "gesture", "command", "safety", "status", "gap")
 }
 
 SENSOR_STREAMS = (FOREARM_EMG, FOREARM_IMU, UPPER_EMG)

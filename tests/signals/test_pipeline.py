@@ -36,10 +36,16 @@ def _run_in_chunks(chunk_sizes: dict[str, int]) -> dict[str, np.ndarray]:
 def test_conditioning_is_independent_of_chunk_size():
     ref = _run_in_chunks({"forearm_emg": 500, "upper_emg": 500, "forearm_imu": 500})
     assert set(ref) == {
-        "forearm_emg.filtered", "forearm_emg.envelope", "upper_emg.filtered", "upper_emg.envelope",
+        "forearm_emg.filtered",
+        "forearm_emg.envelope",
+        "upper_emg.filtered",
+        "upper_emg.envelope",
         "forearm_imu.resampled",
     }
-    for sizes in ({"forearm_emg": 1, "upper_emg": 1, "forearm_imu": 1}, {"forearm_emg": 7, "upper_emg": 7, "forearm_imu": 7}):
+    for sizes in (
+        {"forearm_emg": 1, "upper_emg": 1, "forearm_imu": 1},
+        {"forearm_emg": 7, "upper_emg": 7, "forearm_imu": 7},
+    ):
         got = _run_in_chunks(sizes)
         for name, (t, x) in ref.items():
             np.testing.assert_array_equal(got[name][0], t, err_msg=name)

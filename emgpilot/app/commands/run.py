@@ -14,8 +14,12 @@ log = logging.getLogger(__name__)
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="stream a source through the pipeline (headless or with the GUI)")
     p.add_argument("--headless", action="store_true", help="no window: log a summary instead")
-    p.add_argument("--source", default="synthetic", choices=["synthetic", "myo", "replay"],
-                   help="where data comes from (default: synthetic arm)")
+    p.add_argument(
+        "--source",
+        default="synthetic",
+        choices=["synthetic", "myo", "replay"],
+        help="where data comes from (default: synthetic arm)",
+    )
     p.add_argument("--recording", help="recording to replay with --source replay")
     p.add_argument("--port", help="BLED112 dongle serial port (--source myo); default: auto-detect")
     p.add_argument("--upper-arm-port", help="microcontroller serial port for biceps/triceps EMG")
