@@ -242,6 +242,11 @@ FOREARM_IMU = StreamInfo("forearm_imu", "imu", 50.0, IMU_CHANNELS, IMU_UNITS)
 UPPER_EMG = StreamInfo("upper_emg", "emg", 1000.0, ("biceps", "triceps"), ("counts", "counts"))
 """Upper-arm EMG through a microcontroller ADC (MyoWare raw output), ~1 kHz."""
 
+DECISION = StreamInfo("decision", "decision", 20.0, ("class", "confidence"), ("index", "1"))
+"""Per-window recognition output (every 50 ms): index into
+:data:`emgpilot.signals.vocabulary.DECISION_CLASSES` (-1 = rejected) and its confidence.
+Window-level metrics (CA, AER, INS, REJ) are computed on it."""
+
 EVENT_STREAMS = {
     name: StreamInfo(name, "event", 0.0) for name in ("cue", "gesture", "command", "safety", "status", "gap")
 }

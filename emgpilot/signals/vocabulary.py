@@ -107,3 +107,7 @@ def cue_target(label: str) -> str | None:
     if label not in CUE_TO_TARGET:
         raise ValueError(f"unknown cue label {label!r}")
     return CUE_TO_TARGET[label]
+
+
+DECISION_CLASSES: tuple[str, ...] = (REST, *PRIMITIVES)
+"""Classes of the per-window ``decision`` stream; index -1 means the window was rejected."""
