@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 
-
 CHECK = r"""
 import importlib, pkgutil, sys
 skip_prefixes = ("emgpilot.app", "emgpilot.drone.olympe_backend")
