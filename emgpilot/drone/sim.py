@@ -335,7 +335,8 @@ class DroneSim:
         err = math.dist((m["tx"], m["ty"], m["tz"]), (self.x, self.y, self.z))
         eyaw = abs(wrap_angle(m["tyaw"] - self.yaw))
         speed = math.hypot(self.vx, self.vy, self.vz)
-        if err < p.move_by_tolerance_m and eyaw < math.radians(p.move_by_tolerance_deg) and speed < 0.1 and abs(self.yaw_rate) < 0.05:
+        settled = speed < 0.1 and abs(self.yaw_rate) < 0.05
+        if err < p.move_by_tolerance_m and eyaw < math.radians(p.move_by_tolerance_deg) and settled:
             self._end_move("ok")
 
     def _end_move(self, error: str) -> None:
