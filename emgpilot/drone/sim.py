@@ -307,7 +307,7 @@ class DroneSim:
                 self._check_move_done()
             flag, roll, pitch, yaw, gaz = self._pcmd
             active = self._move is not None or bool(flag and (roll or pitch)) or bool(yaw or gaz)
-            moving = math.hypot(self.vx, self.vy) > 0.1 or abs(self.vz) > 0.1 or abs(self.yaw_rate) > 0.1
+            moving = math.hypot(self.vx, self.vy) > 0.25 or abs(self.vz) > 0.25 or abs(self.yaw_rate) > 0.25
             self._set_state("flying" if active or moving else "hovering")
         if self.battery <= 0.0 and self.flying_state in ("hovering", "flying"):
             log.warning("simulated battery empty: landing")
@@ -317,7 +317,7 @@ class DroneSim:
         assert self._move is not None
         p = self.params
         ex, ey, ez = self._move["tx"] - self.x, self._move["ty"] - self.y, self._move["tz"] - self.z
-        gain = 1.5
+        gain = 1.0
         vx, vy = gain * ex, gain * ey
         n = math.hypot(vx, vy)
         if n > p.move_by_speed:
