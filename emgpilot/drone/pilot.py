@@ -37,6 +37,7 @@ from emgpilot.signals.streams import (
     GapEvent,
     GestureEvent,
     Message,
+    SafetyEvent,
     StatusEvent,
     StreamInfo,
 )
@@ -90,6 +91,7 @@ class Pilot:
         self._out: list[Message] = []
         # bounded so that a long headless flight nobody drains cannot grow without limit
         self._delivered: deque[Message] = deque(maxlen=200_000)
+        self.counts: dict[str, int] = {}
         self._lock = threading.RLock()
         self._watchdog: threading.Thread | None = None
         self._watchdog_stop = threading.Event()
@@ -212,7 +214,33 @@ class Pilot:
             if self.recorder is not None:
                 self.recorder.write(produced)
             self._delivered.extend(produced)
+            for m in produced:
+                if isinstance(m, CommandEvent) and m.source == "safety":
+                    self.counts["commands_sent"] = self.counts.get("commands_sent", 0) + 1
+                elif isinstance(m, SafetyEvent):
+                    key = f"safety_{m.action}"
+                    self.counts[key] = self.counts.get(key, 0) + 1
         return produced
+
+    def summary(self) -> dict[str, Any]:
+        """Counts of commands and safety decisions, final drone state, course score (simulator)."""
+        s = self._backend.state()
+        out: dict[str, Any] = {
+            "backend": self._backend.name,
+            "counts": dict(sorted(self.counts.items())),
+            "final_state": {
+                "flying_state": s.flying_state,
+                "link": s.link,
+                "battery": round(s.battery, 1),
+                "x": round(s.x, 2),
+                "y": round(s.y, 2),
+                "z": round(s.z, 2),
+            },
+        }
+        course = getattr(self._backend, "course", None)
+        if course is not None:
+            out["course"] = course.score()
+        return out
 
     def drain(self) -> list[Message]:
         """Everything the pilot produced since the last call (for the GUI and tests)."""
@@ -248,3 +276,44 @@ class Pilot:
                 self.supervisor.land("close")
                 self._collect()
             self._backend.close()
+
+
+def open_backend(kind: str, ip: str = "192.168.42.1", discovery_port: int | None = None) -> DroneBackend:
+    """The backend for ``--drone``: ``sim`` (simulator with the default hoop course) or ``bebop``.
+
+    The Olympe backend is imported only here, and only for ``bebop``.
+    """
+    if kind == "sim":
+        from emgpilot.drone.course import Course
+        from emgpilot.drone.sim import SimBackend
+
+        return SimBackend(Course())
+    if kind == "bebop":
+        from emgpilot.drone.olympe_backend import OlympeBackend  # optional extra, heavy import
+
+        kwargs: dict[str, Any] = {"ip": ip}
+        if discovery_port is not None:
+            kwargs["discovery_port"] = discovery_port
+        return OlympeBackend(**kwargs)
+    raise ValueError(f"unknown drone backend {kind!r} (sim or bebop)")
+
+
+def pilot_from_args(args: Any, recorder: Any | None = None, live: bool = False) -> Pilot:
+    """A connected :class:`Pilot` for the ``run`` command's ``--drone/--ip/--discovery-port/--mapping``.
+
+    ``live`` selects the monotonic freshness clock and starts the watchdog (live sensors);
+    otherwise freshness is measured in data time (synthetic arm, replay).
+    """
+    import time
+
+    from emgpilot.drone.mapper import load_mapping
+
+    mapping = load_mapping(getattr(args, "mapping", None))
+    backend = open_backend(args.drone, getattr(args, "ip", "192.168.42.1"), getattr(args, "discovery_port", None))
+    pilot = Pilot(backend, mapping=mapping, clock=time.monotonic if live else None, recorder=recorder)
+    if not pilot.connect():
+        backend.close()
+        raise ConnectionError(f"drone {args.drone} at {getattr(args, 'ip', '')} did not answer")
+    if live:
+        pilot.start_watchdog()
+    return pilot

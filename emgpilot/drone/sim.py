@@ -300,7 +300,7 @@ class DroneSim:
                 self.roll = self.pitch = 0.0
                 self._set_state("landed")
                 return
-        if state == "takingoff" and self.z >= p.takeoff_altitude - 0.05:
+        if state == "takingoff" and self.z >= p.takeoff_altitude - 0.05 and abs(self.vz) < 0.2:
             self._set_state("hovering")
         elif state in ("hovering", "flying"):
             if self._move is not None:

@@ -29,6 +29,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="synthetic arm: wearer and schedule seed")
     p.add_argument("--config", help="pipeline configuration TOML")
     p.add_argument("--json", action="store_true", help="print the run summary as JSON")
+    p.add_argument(
+        "--drone",
+        choices=["none", "sim", "bebop"],
+        default="none",
+        help="fly a drone with the recognised gestures: none (headless default), sim (simulator), bebop (Olympe)",
+    )
+    p.add_argument("--ip", default="192.168.42.1", help="Bebop 2 address (--drone bebop); 127.0.0.1 = virtual Bebop")
+    p.add_argument("--discovery-port", type=int, default=None, help="Bebop discovery TCP port (default 44445)")
+    p.add_argument("--mapping", metavar="TOML", help="gesture-to-command mapping (default: the shipped mapping.toml)")
+    p.add_argument("--takeoff", action="store_true", help="take off once connected (an explicit user action)")
     p.set_defaults(func=run)
 
 
@@ -61,16 +71,31 @@ def run(args: argparse.Namespace) -> int:
 
         recorder = RecordingWriter(
             args.record,
-            streams=[*device.streams(), *pipeline.output_streams],
+            streams=[*device.streams(), *pipeline.output_streams, *_pilot_streams(args)],
             metadata={"device": device.info(), "pipeline_config": to_mapping(cfg), "command": "run"},
         )
-    runner = SessionRunner(device, pipeline, recorder=recorder, duration_s=args.duration)
+    pilot = None
+    if getattr(args, "drone", "none") != "none":
+        from emgpilot.drone.pilot import pilot_from_args
+
+        try:
+            pilot = pilot_from_args(args, recorder=recorder, live=args.source == "myo")
+        except (ConfigError, ConnectionError, ImportError, ValueError) as e:
+            if recorder is not None:
+                recorder.close()
+            raise CLIError(f"--drone {args.drone}: {e}") from e
+        if args.takeoff:
+            pilot.takeoff("cli")
+    sinks = [pilot] if pilot is not None else []
+    runner = SessionRunner(device, pipeline, recorder=recorder, sinks=sinks, duration_s=args.duration)
     wall0 = time.perf_counter()
     try:
         stats = runner.run()
     except KeyboardInterrupt:
         stats = runner.stats
     finally:
+        if pilot is not None:
+            pilot.close()
         if recorder is not None:
             recorder.close()
     wall = time.perf_counter() - wall0
@@ -82,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
         "events": stats.events,
         "record": args.record,
     }
+    if pilot is not None:
+        summary["drone"] = pilot.summary()
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -93,3 +120,12 @@ def run(args: argparse.Namespace) -> int:
         if args.record:
             print(f"recorded to {args.record}")
     return 0
+
+
+def _pilot_streams(args: argparse.Namespace) -> list:
+    """Streams the drone pilot adds to a recording (none without ``--drone``)."""
+    if getattr(args, "drone", "none") == "none":
+        return []
+    from emgpilot.drone.pilot import PILOT_STREAMS
+
+    return list(PILOT_STREAMS)
