@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from emgpilot.classifiers.recognition import RecognitionConfig, recognition_stages
 from emgpilot.config import from_mapping, load_toml
 from emgpilot.signals.pipeline import Pipeline, Stage
 from emgpilot.signals.preprocess import PreprocessConfig, preprocessing_stages
@@ -16,6 +17,7 @@ class PipelineConfig:
     """Everything that decides what the pipeline computes. Stored in every recording."""
 
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    recognition: RecognitionConfig = field(default_factory=RecognitionConfig)
 
 
 def load_pipeline_config(path: str | Path | None = None) -> PipelineConfig:
@@ -27,7 +29,9 @@ def pipeline_config_from_dict(data: dict) -> PipelineConfig:
 
 
 def build_stages(cfg: PipelineConfig, sources: dict[str, StreamInfo]) -> list[Stage]:
-    return preprocessing_stages(cfg.preprocess, sources)
+    stages = preprocessing_stages(cfg.preprocess, sources)
+    available = {**sources, **{out.name: out for stage in stages for out in stage.outputs}}
+    return stages + recognition_stages(cfg.recognition, available)
 
 
 def build_pipeline(sources: list[StreamInfo], cfg: PipelineConfig | None = None) -> Pipeline:

@@ -1,0 +1,470 @@
+"""Streaming detector stages: one self-calibrating on/off detector per signal family.
+
+Each detector reduces fixed windows of its input stream to one scalar feature, keeps an
+:class:`~emgpilot.classifiers.clustering.OnlineMixture` of that feature, and turns it into an
+on/off state with hysteresis (on/release thresholds), a minimum duration and a refractory
+period. It publishes its full state every window on ``detector.<name>`` for fusion, the GUI and
+the recording.
+
+Windows are aligned to absolute sample indices of the input (window ``j`` covers samples
+``[j*step - window, j*step)``), so results never depend on how the stream was cut into chunks.
+
+========== ========================= ================================================
+detector   input                     feature (per window)
+========== ========================= ================================================
+activation forearm_emg.filtered      log of the mean per-electrode RMS (any forearm effort)
+fist       forearm_emg.filtered      mean per-electrode log RMS (broad, all-compartment effort)
+stiffen    upper_emg.envelope        min over biceps/triceps of log level above that
+                                     muscle's own floor (co-contraction, not elbow flexion)
+rotation   forearm_imu.resampled     log(|gyro x| + g0), direction = sign of gyro x
+========== ========================= ================================================
+
+The activation detector also runs the wrist network (:mod:`emgpilot.classifiers.wrist`) on
+the windows where the forearm is (nearly) active and publishes its class probabilities on
+``wrist``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from emgpilot.classifiers.clustering import MixtureConfig, OnlineMixture
+from emgpilot.signals.pipeline import Stage
+from emgpilot.signals.streams import Chunk, Message, StreamInfo
+
+log = logging.getLogger(__name__)
+
+STATE_CHANNELS: tuple[str, ...] = (
+    "value",
+    "threshold",
+    "release",
+    "rest_mean",
+    "active_mean",
+    "rest_std",
+    "active_std",
+    "posterior",
+    "armed",
+    "active",
+)
+"""Channels of every ``detector.<name>`` stream (some detectors append more)."""
+
+COL = {name: i for i, name in enumerate(STATE_CHANNELS)}
+
+
+@dataclass
+class TimingConfig:
+    """On/off logic of a detector, in decision windows.
+
+    Parameters
+    ----------
+    min_on : consecutive windows above the on-threshold before the detector turns active.
+    min_off : consecutive windows below the release threshold before it turns inactive.
+    refractory : windows after turning inactive during which it cannot turn active again.
+    """
+
+    min_on: int = 2
+    min_off: int = 2
+    refractory: int = 4
+
+
+@dataclass
+class DetectorConfig:
+    """Window, mixture and timing of one detector.
+
+    ``window_s``/``step_s`` are rounded to whole samples of the input stream; the decision rate
+    is the input rate divided by the step in samples.
+    """
+
+    window_s: float = 0.2
+    step_s: float = 0.05
+    mixture: MixtureConfig = field(default_factory=MixtureConfig)
+    timing: TimingConfig = field(default_factory=TimingConfig)
+
+    def samples(self, rate_hz: float) -> tuple[int, int]:
+        """(window, step) in samples at ``rate_hz``."""
+        return max(1, round(self.window_s * rate_hz)), max(1, round(self.step_s * rate_hz))
+
+
+class WindowedDetector(Stage):
+    """Base of the detectors: aligned windows -> scalar feature -> mixture -> on/off state.
+
+    Subclasses implement :meth:`features` and may add channels (``extra_channels``).
+    """
+
+    extra_channels: tuple[str, ...] = ()
+
+    def __init__(self, name: str, source: StreamInfo, cfg: DetectorConfig, window: int | None = None) -> None:
+        self.window, self.step = cfg.samples(source.rate_hz)
+        if window is not None:
+            self.window = window
+        self.name = f"detector.{name}"
+        self.detector = name
+        self.source = source
+        self.inputs = (source.name,)
+        self.cfg = cfg
+        self.rate_hz = source.rate_hz / self.step
+        channels = STATE_CHANNELS + self.extra_channels
+        self.state_info = StreamInfo(f"detector.{name}", "detector", self.rate_hz, channels, ("1",) * len(channels))
+        self.outputs = (self.state_info,)
+        self.mixture = OnlineMixture(cfg.mixture)
+        self.reset()
+
+    # ----------------------------------------------------------------- subclass API
+    def features(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Feature of each window ``[B, W, C]``: ``(values [B], extras [B, len(extra_channels)])``."""
+        raise NotImplementedError
+
+    def _values(self, raw: np.ndarray) -> np.ndarray:
+        """Turn the per-window output of :meth:`features` into mixture values, at decision time
+        (after any refit that precedes these windows). Default: the feature itself."""
+        return raw
+
+    def _before_refit(self) -> None:
+        """Hook run right before each mixture refit."""
+
+    def _after_windows(self, windows: np.ndarray, rows: np.ndarray, t: np.ndarray) -> list[Message]:
+        """Hook after state rows were computed (extra outputs)."""
+        return []
+
+    # ----------------------------------------------------------------- state
+    def reset(self) -> None:
+        self.mixture.reset()
+        n_ch = self.source.n_channels
+        self._tail_x = np.zeros((0, n_ch))
+        self._tail_t = np.zeros(0)
+        self._n_seen = 0  # input samples seen
+        self._next_j = math.ceil(self.window / self.step)  # next window index to emit
+        self._count_on = 0
+        self._count_off = 0
+        self._active = False
+        self._refractory = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "tail_x": self._tail_x.copy(),
+            "tail_t": self._tail_t.copy(),
+            "n_seen": self._n_seen,
+            "next_j": self._next_j,
+            "timing": np.array([self._count_on, self._count_off, int(self._active), self._refractory]),
+            "mixture": self.mixture.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._tail_x = np.asarray(state["tail_x"], dtype=np.float64).copy()
+        self._tail_t = np.asarray(state["tail_t"], dtype=np.float64).copy()
+        self._n_seen = int(state["n_seen"])
+        self._next_j = int(state["next_j"])
+        c_on, c_off, active, refr = (int(v) for v in np.asarray(state["timing"]))
+        self._count_on, self._count_off, self._active, self._refractory = c_on, c_off, bool(active), refr
+        self.mixture.load_state_dict(state["mixture"])
+
+    # ----------------------------------------------------------------- processing
+    def process(self, msg: Message) -> list[Message]:
+        if not isinstance(msg, Chunk) or len(msg) == 0:
+            return []
+        w, s = self.window, self.step
+        x = np.concatenate([self._tail_x, msg.data.astype(np.float64, copy=False)])
+        t = np.concatenate([self._tail_t, msg.t])
+        a0 = self._n_seen - len(self._tail_t)  # absolute index of x[0]
+        self._n_seen += len(msg)
+        last_j = self._n_seen // s
+        keep = min(w - 1, len(x)) if w > 1 else 0
+        self._tail_x = x[len(x) - keep :].copy()
+        self._tail_t = t[len(t) - keep :].copy()
+        if last_j < self._next_j:
+            return []
+        js = np.arange(self._next_j, last_j + 1)
+        self._next_j = last_j + 1
+        starts = js * s - w - a0
+        windows = np.ascontiguousarray(sliding_window_view(x, w, axis=0)[starts].transpose(0, 2, 1))  # [B, W, C]
+        t_win = t[starts + w - 1]
+        values, extras = self.features(windows)
+        rows = self._decide(values)
+        if self.extra_channels:
+            rows = np.hstack([rows, extras])
+        out: list[Message] = [Chunk(self.state_info, t_win, rows.astype(np.float32))]
+        out.extend(self._after_windows(windows, rows, t_win))
+        return out
+
+    def _decide(self, raw: np.ndarray) -> np.ndarray:
+        """State rows for consecutive windows, refitting the mixture at fixed counts."""
+        rows = np.empty((len(raw), len(STATE_CHANNELS)))
+        mix = self.mixture
+        i = 0
+        n = len(raw)
+        while i < n:
+            if mix.due:
+                self._before_refit()
+                mix.refit()
+            k = mix.windows_until_due()
+            k = n - i if k == 0 else min(k, n - i)
+            seg = self._values(raw[i : i + k])
+            rows[i : i + k] = self._segment_rows(seg)
+            mix.add(seg)
+            i += k
+        if mix.due:
+            self._before_refit()
+            mix.refit()
+        return rows
+
+    def _segment_rows(self, seg: np.ndarray) -> np.ndarray:
+        mix = self.mixture
+        rows = np.empty((len(seg), len(STATE_CHANNELS)))
+        rows[:, COL["value"]] = seg
+        rows[:, COL["threshold"]] = mix.thr_on
+        rows[:, COL["release"]] = mix.thr_off
+        rows[:, COL["rest_mean"]] = mix.rest_mean
+        rows[:, COL["active_mean"]] = mix.active_mean
+        rows[:, COL["rest_std"]] = mix.rest_std
+        rows[:, COL["active_std"]] = mix.active_std
+        rows[:, COL["posterior"]] = mix.posterior(seg)
+        armed = mix.armed
+        rows[:, COL["armed"]] = float(armed)
+        active = rows[:, COL["active"]]
+        if not armed:
+            active[:] = 0.0
+            self._active = False
+            self._count_on = self._count_off = 0
+            return rows
+        thr_on, thr_off = mix.thr_on, mix.thr_off
+        timing = self.cfg.timing
+        # Fast path: idle and nothing crosses the on-threshold in this segment.
+        if not self._active and self._refractory == 0 and float(seg.max()) <= thr_on:
+            self._count_on = 0
+            active[:] = 0.0
+            return rows
+        c_on, c_off, act, refr = self._count_on, self._count_off, self._active, self._refractory
+        for i, v in enumerate(seg.tolist()):
+            if refr > 0:
+                refr -= 1
+                act = False
+                c_on = 0
+            elif not act:
+                c_on = c_on + 1 if v > thr_on else 0
+                if c_on >= timing.min_on:
+                    act, c_off = True, 0
+            else:
+                c_off = c_off + 1 if v < thr_off else 0
+                if c_off >= timing.min_off:
+                    act, c_on, refr = False, 0, timing.refractory
+            active[i] = float(act)
+        self._count_on, self._count_off, self._active, self._refractory = c_on, c_off, act, refr
+        return rows
+
+
+# --------------------------------------------------------------------------- detectors
+
+_EPS = 0.5  # counts; keeps log() finite on flat channels
+
+
+def _log_rms(windows: np.ndarray) -> np.ndarray:
+    """Per-channel log RMS ``[B, C]`` of windows ``[B, W, C]``."""
+    return 0.5 * np.log(np.mean(windows * windows, axis=1) + _EPS**2)
+
+
+class WristClassifier(Protocol):
+    """What the activation detector needs from the wrist network (see ``emgpilot.classifiers.wrist``)."""
+
+    classes: tuple[str, ...]
+    window: int
+    channels: int
+
+    def predict_proba(self, windows: np.ndarray) -> np.ndarray: ...
+
+
+class ActivationDetector(WindowedDetector):
+    """Any forearm effort: log of the mean per-electrode RMS of ``forearm_emg.filtered``.
+
+    With a wrist model it also publishes the model's class probabilities on ``wrist`` for the
+    windows whose value reaches the release threshold (others carry NaN), and keeps a per-wearer
+    estimate of the armband's rotation from the active windows when the model supports it.
+    """
+
+    def __init__(self, source: StreamInfo, cfg: DetectorConfig, wrist: WristClassifier | None = None) -> None:
+        self.wrist = wrist
+        # With a wrist model the windows are the model's (both see the same samples).
+        super().__init__("activation", source, cfg, window=None if wrist is None else int(wrist.window))
+        if wrist is not None:
+            if wrist.channels != source.n_channels:
+                raise ValueError(
+                    f"wrist model expects {wrist.channels} channels, {source.name} has {source.n_channels}"
+                )
+            self.wrist_info = StreamInfo(
+                "wrist", "probabilities", self.rate_hz, tuple(wrist.classes), ("1",) * len(wrist.classes)
+            )
+            self.outputs = (self.state_info, self.wrist_info)
+
+    def reset(self) -> None:
+        super().reset()
+        self._estimator = None
+        if self.wrist is not None and hasattr(self.wrist, "new_rotation_estimator"):
+            self._estimator = self.wrist.new_rotation_estimator()
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        if self._estimator is not None:
+            est = self._estimator
+            state["rotation"] = {
+                "profile": est._profile.copy(),
+                "rest_level": math.nan if est._rest_level is None else est._rest_level,
+                "n_active": est.n_active,
+            }
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        rot = state.pop("rotation", None)
+        super().load_state_dict(state)
+        if self._estimator is not None and rot is not None:
+            self._estimator._profile = np.asarray(rot["profile"], dtype=np.float64).copy()
+            rest = float(rot["rest_level"])
+            self._estimator._rest_level = None if math.isnan(rest) else rest
+            self._estimator.n_active = int(rot["n_active"])
+
+    def features(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rms = np.sqrt(np.mean(windows * windows, axis=1))
+        return np.log(rms.mean(axis=1) + _EPS), np.zeros((len(windows), 0))
+
+    def _after_windows(self, windows: np.ndarray, rows: np.ndarray, t: np.ndarray) -> list[Message]:
+        if self.wrist is None:
+            return []
+        k = len(self.wrist.classes)
+        probs = np.full((len(windows), k), np.nan, dtype=np.float32)
+        near = (rows[:, COL["value"]] >= rows[:, COL["release"]]) | (rows[:, COL["active"]] > 0)
+        near &= rows[:, COL["armed"]] > 0
+        if near.any():
+            x = windows[near].astype(np.float32)
+            if self._estimator is not None:
+                feats = self.wrist.features(x)
+                # Only windows the detector calls active teach the armband rotation.
+                act = rows[near, COL["active"]] > 0
+                if act.any():
+                    self._estimator.update(feats[act])
+                shift = self._estimator.shift
+                z = self.wrist.logits_from_features(feats, 0 if shift is None else shift)
+                z = z - z.max(axis=1, keepdims=True)
+                p = np.exp(z)
+                probs[near] = p / p.sum(axis=1, keepdims=True)
+            else:
+                probs[near] = self.wrist.predict_proba(x)
+        return [Chunk(self.wrist_info, t, probs)]
+
+
+class FistDetector(WindowedDetector):
+    """Broad forearm effort: mean over electrodes of log RMS (a geometric mean).
+
+    A clenched fist recruits flexors and extensors all around the forearm, so every electrode
+    rises; a wrist flexion or extension mostly raises one side. The geometric mean rewards the
+    broad pattern more than the arithmetic mean used by the activation detector.
+    """
+
+    def __init__(self, source: StreamInfo, cfg: DetectorConfig) -> None:
+        super().__init__("fist", source, cfg)
+
+    def features(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return _log_rms(windows).mean(axis=1), np.zeros((len(windows), 0))
+
+
+class StiffenDetector(WindowedDetector):
+    """Upper-arm co-contraction: both biceps and triceps well above their own rest floor.
+
+    Feature: ``min(level_biceps - floor_biceps, level_triceps - floor_triceps)`` with ``level`` the
+    log mean envelope of the window and ``floor`` each muscle's low percentile over the rolling
+    history (refreshed at every refit, and the stored history is rewritten with the new floors so
+    the mixture always sees one scale). A plain elbow flexion raises only the biceps, so the
+    minimum stays near zero.
+    """
+
+    extra_channels = ("biceps_level", "triceps_level")
+
+    def __init__(self, source: StreamInfo, cfg: DetectorConfig, floor_quantile: float = 0.1) -> None:
+        self.floor_quantile = floor_quantile
+        super().__init__("stiffen", source, cfg)
+        if source.n_channels != 2:
+            raise ValueError(
+                f"stiffen detector needs 2 channels (biceps, triceps), {source.name} has {source.n_channels}"
+            )
+
+    def reset(self) -> None:
+        super().reset()
+        self._levels = np.zeros((self.cfg.mixture.history, 2))
+        self._floor = np.full(2, np.nan)
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state["levels"] = self._levels.copy()
+        state["floor"] = self._floor.copy()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        self._levels = np.asarray(state.pop("levels"), dtype=np.float64).copy()
+        self._floor = np.asarray(state.pop("floor"), dtype=np.float64).copy()
+        super().load_state_dict(state)
+
+    def features(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        level = np.log(np.mean(np.abs(windows), axis=1) + _EPS)  # [B, 2]
+        # Store raw levels in the ring aligned with the mixture history.
+        h = self.cfg.mixture.history
+        n0 = self.mixture.n_seen
+        idx = (n0 + np.arange(len(level))) % h
+        if len(level) > h:
+            self._levels[idx[-h:]] = level[-h:]
+        else:
+            self._levels[idx] = level
+        if np.isnan(self._floor).any():
+            # Before the first refit: the first window's levels are the best guess of rest.
+            self._floor = level[0].copy()
+        return level, level
+
+    def _values(self, raw: np.ndarray) -> np.ndarray:
+        return np.min(raw - self._floor, axis=1)
+
+    def _before_refit(self) -> None:
+        mix = self.mixture
+        h = self.cfg.mixture.history
+        n = min(mix.n_seen, h)
+        if n == 0:
+            return
+        if mix.n_seen <= h:
+            lv = self._levels[:n]
+        else:
+            start = mix.n_seen % h
+            lv = np.concatenate([self._levels[start:], self._levels[:start]])
+        self._floor = np.quantile(lv, self.floor_quantile, axis=0)
+        values = np.min(lv - self._floor, axis=1)
+        # Rewrite the mixture's history on the new scale (same ring positions).
+        if mix.n_seen <= h:
+            mix._buf[:n] = values
+        else:
+            start = mix.n_seen % h
+            mix._buf[start:] = values[: h - start]
+            mix._buf[:start] = values[h - start :]
+
+
+class RotationDetector(WindowedDetector):
+    """Forearm rotation: gyroscope rate about the forearm axis (x), with direction.
+
+    Feature: ``log(|mean gx| + g0)`` over the window (deg/s); ``direction`` is +1 when the mean
+    rate is positive. ``abs_min_rate_dps`` is a physiological floor: a deliberate forearm
+    rotation turns faster than arm swing while waving or walking.
+    """
+
+    extra_channels = ("rate",)
+
+    def __init__(self, source: StreamInfo, cfg: DetectorConfig, g0_dps: float = 5.0, axis: str = "gx") -> None:
+        self.g0 = g0_dps
+        if axis not in source.channels:
+            raise ValueError(f"rotation detector needs channel {axis!r}; {source.name} has {source.channels}")
+        self.axis = source.channels.index(axis)
+        super().__init__("rotation", source, cfg)
+
+    def features(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rate = windows[:, :, self.axis].mean(axis=1)
+        return np.log(np.abs(rate) + self.g0), rate[:, None]

@@ -1,0 +1,377 @@
+"""Fusion of the detector states into gesture events and a per-window decision stream.
+
+The fusion stage samples the latest state of every detector on a fixed grid of data time
+(``tick_s``, 50 ms), but only up to the pipeline's watermark, so every input is complete for
+the ticks it decides: the result is independent of chunking and of the order in which the
+streams' chunks arrived.
+
+Episode logic (one event per gesture):
+
+1. idle: when any detector turns active an episode starts;
+2. collecting, for ``coincidence_s``: which detectors were active, the wrist network's
+   probabilities averaged over the forearm-active ticks, the rotation rate, the gravity
+   direction; the gesture is then chosen by priority
+   stop (stiffen) > rotate > wave (flexion/extension) > forward (fist);
+3. busy until every detector was inactive for ``release_s``. A stiffen that starts during a
+   busy episode of another gesture still produces ``stiffen`` at once: stop is never lost.
+
+A wave's axis comes from the accelerometer (gravity in the forearm frame, see
+:class:`FusionConfig`): palm down gives up/down, thumb up gives left/right
+(:func:`emgpilot.signals.vocabulary.wave_gesture`). Without an IMU the event's gesture is the
+primitive's name (``wrist_flexion``/``wrist_extension``) so it can be scored by primitive.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from emgpilot.classifiers.detectors import COL
+from emgpilot.signals.pipeline import Stage
+from emgpilot.signals.streams import DECISION, EVENT_STREAMS, Chunk, GestureEvent, Message
+from emgpilot.signals.vocabulary import DECISION_CLASSES, wave_gesture
+
+IMU_STREAM = "forearm_imu.resampled"
+WRIST_STREAM = "wrist"
+DETECTORS = ("stiffen", "rotation", "activation", "fist")
+
+_IDLE, _COLLECT, _BUSY = 0, 1, 2
+_CLS = {name: i for i, name in enumerate(DECISION_CLASSES)}
+_FOREARM = ("fist", "wrist_flexion", "wrist_extension")
+
+
+@dataclass
+class FusionConfig:
+    """Settings of the fusion stage.
+
+    Parameters
+    ----------
+    tick_s : decision period (data time).
+    coincidence_s : evidence is gathered this long after an episode's first onset.
+    release_s : every detector must be inactive this long before a new episode may start.
+    wave_min_prob : mean share of flexion (or extension) among the non-rest wrist classes
+        needed for a wave.
+    fist_min_prob : mean share of fist needed for forward when the fist detector did not fire.
+    rest_max_prob : an episode whose wrist evidence is mostly "rest" (an unfamiliar motion) is
+        rejected when the mean rest probability exceeds this.
+    arm : ``right`` or ``left`` (mirrors wave left/right with the thumb up).
+    cw_sign : sign of gyro x for a clockwise rotation (as the wearer sees it).
+    palm_down_axis, thumb_up_axis : accelerometer channels gravity lies along in the two
+        hand orientations (forearm horizontal).
+    """
+
+    tick_s: float = 0.05
+    coincidence_s: float = 0.3
+    release_s: float = 0.25
+    wave_min_prob: float = 0.5
+    fist_min_prob: float = 0.5
+    rest_max_prob: float = 0.6
+    arm: str = "right"
+    cw_sign: float = -1.0
+    palm_down_axis: str = "az"
+    thumb_up_axis: str = "ay"
+
+
+class GestureFusion(Stage):
+    """Turns detector states (+ wrist probabilities + IMU) into ``gesture`` events and ``decision``.
+
+    Parameters
+    ----------
+    cfg : settings.
+    detectors : names of the detectors present (subset of ``stiffen``, ``rotation``,
+        ``activation``, ``fist``).
+    wrist_classes : class names of the ``wrist`` stream, or None without a wrist model.
+    imu_channels : channel names of ``forearm_imu.resampled``, or None without an IMU.
+    """
+
+    name = "fusion"
+
+    def __init__(
+        self,
+        cfg: FusionConfig,
+        detectors: tuple[str, ...],
+        wrist_classes: tuple[str, ...] | None = None,
+        imu_channels: tuple[str, ...] | None = None,
+    ) -> None:
+        unknown = set(detectors) - set(DETECTORS)
+        if unknown:
+            raise ValueError(f"fusion: unknown detectors {sorted(unknown)}")
+        self.cfg = cfg
+        self.detectors = tuple(d for d in DETECTORS if d in detectors)
+        self.wrist_classes = wrist_classes
+        self.imu_channels = imu_channels
+        inputs = [f"detector.{d}" for d in self.detectors]
+        if wrist_classes is not None:
+            inputs.append(WRIST_STREAM)
+            self._wrist_idx = [wrist_classes.index(c) for c in _FOREARM]
+            self._wrist_rest = wrist_classes.index("rest") if "rest" in wrist_classes else None
+        if imu_channels is not None:
+            inputs.append(IMU_STREAM)
+            self._acc_idx = (imu_channels.index(cfg.palm_down_axis), imu_channels.index(cfg.thumb_up_axis))
+        self.inputs = tuple(inputs)
+        self.outputs = (EVENT_STREAMS["gesture"], DECISION)
+        self.reset()
+
+    # ----------------------------------------------------------------- state
+    def reset(self) -> None:
+        self._buf_t: dict[str, np.ndarray] = {}
+        self._buf_x: dict[str, np.ndarray] = {}
+        self._last: dict[str, np.ndarray | None] = {name: None for name in self.inputs}
+        self._first_t: dict[str, float] = {}
+        self._t_max = -math.inf
+        self._next_k: int | None = None
+        self._state = _IDLE
+        self._onset_k = 0
+        self._quiet = 0
+        self._gesture = ""
+        self._primitive = ""
+        self._ev = self._new_evidence()
+
+    @staticmethod
+    def _new_evidence() -> dict[str, float]:
+        return {
+            "stiffen": 0.0,
+            "rotation": 0.0,
+            "rotation_rate": 0.0,
+            "activation": 0.0,
+            "fist": 0.0,
+            "wrist_ticks": 0.0,
+            "p_fist": 0.0,
+            "p_flexion": 0.0,
+            "p_extension": 0.0,
+            "p_rest": 0.0,
+            "palm_down_g": math.nan,
+            "thumb_up_g": math.nan,
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "buf_t": {k: v.copy() for k, v in self._buf_t.items()},
+            "buf_x": {k: v.copy() for k, v in self._buf_x.items()},
+            "last": {k: None if v is None else v.copy() for k, v in self._last.items()},
+            "first_t": dict(self._first_t),
+            "t_max": self._t_max,
+            "next_k": self._next_k,
+            "machine": {
+                "state": self._state,
+                "onset_k": self._onset_k,
+                "quiet": self._quiet,
+                "gesture": self._gesture,
+                "primitive": self._primitive,
+            },
+            "evidence": dict(self._ev),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._buf_t = {k: np.asarray(v).copy() for k, v in state["buf_t"].items()}
+        self._buf_x = {k: np.asarray(v).copy() for k, v in state["buf_x"].items()}
+        self._last = {k: None if v is None else np.asarray(v).copy() for k, v in state["last"].items()}
+        self._first_t = {k: float(v) for k, v in state["first_t"].items()}
+        self._t_max = float(state["t_max"])
+        self._next_k = None if state["next_k"] is None else int(state["next_k"])
+        m = state["machine"]
+        self._state, self._onset_k, self._quiet = int(m["state"]), int(m["onset_k"]), int(m["quiet"])
+        self._gesture, self._primitive = str(m["gesture"]), str(m["primitive"])
+        self._ev = {k: float(v) for k, v in state["evidence"].items()}
+
+    # ----------------------------------------------------------------- data
+    def process(self, msg: Message) -> list[Message]:
+        if not isinstance(msg, Chunk) or len(msg) == 0:
+            return []
+        name = msg.stream
+        x = np.asarray(msg.data, dtype=np.float64)
+        if name in self._buf_t:
+            self._buf_t[name] = np.concatenate([self._buf_t[name], msg.t])
+            self._buf_x[name] = np.vstack([self._buf_x[name], x])
+        else:
+            self._buf_t[name] = np.asarray(msg.t, dtype=np.float64).copy()
+            self._buf_x[name] = x.copy()
+            self._first_t.setdefault(name, float(msg.t[0]))
+        self._t_max = max(self._t_max, msg.t_end)
+        return []
+
+    def advance(self, watermark: float) -> list[Message]:
+        dt = self.cfg.tick_s
+        if self._next_k is None:
+            if not self._first_t:
+                return []
+            t0 = min(self._first_t.values())
+            if t0 > watermark:
+                return []
+            self._next_k = math.ceil(t0 / dt - 1e-9)
+        horizon = min(watermark, self._t_max)
+        last_k = math.floor(horizon / dt + 1e-9)
+        if last_k < self._next_k:
+            return []
+        ks = np.arange(self._next_k, last_k + 1)
+        ticks = ks * dt
+        self._next_k = last_k + 1
+        cols = {name: self._sample(name, ticks) for name in self.inputs}
+        return self._run(ks, ticks, cols)
+
+    def _sample(self, name: str, ticks: np.ndarray) -> np.ndarray | None:
+        """Latest row of ``name`` at or before each tick (NaN rows where none yet)."""
+        bt = self._buf_t.get(name)
+        last = self._last.get(name)
+        if bt is None or len(bt) == 0:
+            if last is None:
+                return None
+            return np.repeat(last[None, :], len(ticks), axis=0)
+        bx = self._buf_x[name]
+        idx = np.searchsorted(bt, ticks + 1e-9, side="right") - 1
+        fill = last if last is not None else np.full(bx.shape[1], np.nan)
+        out = np.where((idx >= 0)[:, None], bx[np.maximum(idx, 0)], fill[None, :])
+        # Keep only what later ticks may still need: the last used row and anything newer.
+        used = int(idx[-1])
+        if used >= 0:
+            self._last[name] = bx[used].copy()
+            self._buf_t[name] = bt[used + 1 :]
+            self._buf_x[name] = bx[used + 1 :]
+        return out
+
+    # ----------------------------------------------------------------- decisions
+    def _col(self, cols: dict[str, np.ndarray | None], det: str, channel: str, n: int) -> list[float]:
+        arr = cols.get(f"detector.{det}")
+        if arr is None:
+            return [0.0] * n
+        if channel == "rate":
+            return np.nan_to_num(arr[:, len(COL)]).tolist()
+        return np.nan_to_num(arr[:, COL[channel]]).tolist()
+
+    def _run(self, ks: np.ndarray, ticks: np.ndarray, cols: dict[str, np.ndarray | None]) -> list[Message]:
+        cfg = self.cfg
+        n = len(ks)
+        st = self._col(cols, "stiffen", "active", n)
+        rot = self._col(cols, "rotation", "active", n)
+        rate = self._col(cols, "rotation", "rate", n) if "rotation" in self.detectors else [0.0] * n
+        act = self._col(cols, "activation", "active", n)
+        fist = self._col(cols, "fist", "active", n)
+        wrist = cols.get(WRIST_STREAM)
+        if wrist is not None:
+            pw = wrist[:, self._wrist_idx]  # fist, flexion, extension
+            prest = wrist[:, self._wrist_rest] if self._wrist_rest is not None else np.zeros(n)
+            valid = ~np.isnan(pw).any(axis=1)
+            denom = np.where(valid, pw.sum(axis=1), 1.0)
+            q = np.where(valid[:, None], pw / np.maximum(denom, 1e-9)[:, None], np.nan)
+            q_list = q.tolist()
+            prest_list = np.nan_to_num(prest).tolist()
+            valid_list = valid.tolist()
+        else:
+            q_list = [[math.nan] * 3] * n
+            prest_list = [0.0] * n
+            valid_list = [False] * n
+        imu = cols.get(IMU_STREAM)
+        if imu is not None:
+            acc = imu[:, list(self._acc_idx)].tolist()
+        else:
+            acc = [[math.nan, math.nan]] * n
+
+        coincidence = max(1, round(cfg.coincidence_s / cfg.tick_s))
+        release = max(1, round(cfg.release_s / cfg.tick_s))
+        events: list[Message] = []
+        dec = np.empty((n, 2), dtype=np.float32)
+        for i in range(n):
+            k = int(ks[i])
+            s_on, r_on, a_on, f_on = st[i] > 0, rot[i] > 0, act[i] > 0, fist[i] > 0
+            any_on = s_on or r_on or a_on or f_on
+            if self._state == _IDLE and any_on:
+                self._state, self._onset_k, self._ev = _COLLECT, k, self._new_evidence()
+                self._ev["palm_down_g"], self._ev["thumb_up_g"] = acc[i]
+            if self._state == _COLLECT:
+                ev = self._ev
+                ev["stiffen"] = max(ev["stiffen"], float(s_on))
+                ev["activation"] = max(ev["activation"], float(a_on))
+                ev["fist"] = max(ev["fist"], float(f_on))
+                if r_on:
+                    ev["rotation"] = 1.0
+                    ev["rotation_rate"] += rate[i]
+                if (a_on or f_on) and valid_list[i]:
+                    ev["wrist_ticks"] += 1
+                    qi = q_list[i]
+                    ev["p_fist"] += qi[0]
+                    ev["p_flexion"] += qi[1]
+                    ev["p_extension"] += qi[2]
+                    ev["p_rest"] += prest_list[i]
+                if k - self._onset_k + 1 >= coincidence or s_on or not any_on:
+                    events.extend(self._decide(float(ticks[i])))
+                    self._state, self._quiet = _BUSY, 0
+            elif self._state == _BUSY:
+                if s_on and self._primitive != "stiffen":
+                    self._ev = self._new_evidence()
+                    self._ev["stiffen"] = 1.0
+                    events.extend(self._decide(float(ticks[i])))
+                self._quiet = 0 if any_on else self._quiet + 1
+                if self._quiet >= release:
+                    self._state, self._gesture, self._primitive = _IDLE, "", ""
+            dec[i] = self._window_decision(s_on, r_on, a_on, f_on, rate[i], q_list[i], valid_list[i])
+        out: list[Message] = [Chunk(DECISION, ticks.astype(np.float64), dec)]
+        return [*events, *out]
+
+    def _window_decision(
+        self, s_on: bool, r_on: bool, a_on: bool, f_on: bool, rate: float, q: list[float], valid: bool
+    ) -> tuple[float, float]:
+        """Class of one decision window (index into DECISION_CLASSES, -1 = rejected), confidence."""
+        if s_on:
+            return _CLS["stiffen"], 1.0
+        if r_on:
+            return _CLS["rotate_cw" if rate * self.cfg.cw_sign > 0 else "rotate_ccw"], 1.0
+        if a_on or f_on:
+            # Inside a decided forearm episode, hold its primitive (the event's decision).
+            if self._state == _BUSY and self._primitive in _FOREARM:
+                return _CLS[self._primitive], 1.0
+            if valid:
+                j = int(np.argmax(q))
+                return _CLS[_FOREARM[j]], float(q[j])
+            if f_on:
+                return _CLS["fist"], 0.5
+            return -1, 0.0
+        return _CLS["rest"], 1.0
+
+    def _decide(self, t: float) -> list[Message]:
+        """Choose the episode's gesture by priority; an empty list rejects the episode."""
+        cfg = self.cfg
+        ev = self._ev
+        primitive = ""
+        confidence = 0.0
+        if ev["stiffen"] > 0:
+            primitive, confidence = "stiffen", 1.0
+        elif ev["rotation"] > 0:
+            primitive = "rotate_cw" if ev["rotation_rate"] * cfg.cw_sign > 0 else "rotate_ccw"
+            confidence = 1.0
+        elif ev["wrist_ticks"] > 0:
+            m = ev["wrist_ticks"]
+            p = [ev["p_fist"] / m, ev["p_flexion"] / m, ev["p_extension"] / m]
+            j = int(np.argmax(p))
+            if ev["p_rest"] / m > cfg.rest_max_prob:
+                primitive = ""
+            elif j > 0 and p[j] >= cfg.wave_min_prob:
+                primitive, confidence = _FOREARM[j], p[j]
+            elif j == 0 and (ev["fist"] > 0 or p[0] >= cfg.fist_min_prob):
+                primitive, confidence = "fist", p[0]
+        elif ev["fist"] > 0:
+            primitive, confidence = "fist", 0.5
+        self._primitive = primitive
+        if not primitive:
+            self._gesture = ""
+            return []
+        gesture = primitive
+        if primitive in ("wrist_flexion", "wrist_extension"):
+            orientation = self._orientation(ev["palm_down_g"], ev["thumb_up_g"])
+            if orientation is not None:
+                gesture = wave_gesture(primitive, orientation, cfg.arm)
+        self._gesture = gesture
+        evidence = {k: float(v) for k, v in ev.items() if not (isinstance(v, float) and math.isnan(v))}
+        for key in ("p_fist", "p_flexion", "p_extension", "p_rest"):
+            if ev["wrist_ticks"] > 0:
+                evidence[key] = ev[key] / ev["wrist_ticks"]
+        event = GestureEvent(t=t, gesture=gesture, primitive=primitive, confidence=float(confidence), evidence=evidence)
+        return [event]
+
+    @staticmethod
+    def _orientation(palm_down_g: float, thumb_up_g: float) -> str | None:
+        if math.isnan(palm_down_g) or math.isnan(thumb_up_g):
+            return None
+        return "palm_down" if abs(palm_down_g) >= abs(thumb_up_g) else "thumb_up"

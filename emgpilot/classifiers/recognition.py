@@ -1,0 +1,121 @@
+"""Assembles gesture recognition (detectors, wrist network, fusion) for the streams present.
+
+``recognition_stages(cfg, streams)`` returns the stages to append after conditioning: one
+detector per signal family whose input exists, then the fusion stage. ``streams`` maps every
+available stream name (sources and conditioned streams) to its declaration.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from emgpilot.classifiers.clustering import MixtureConfig
+from emgpilot.classifiers.detectors import (
+    ActivationDetector,
+    DetectorConfig,
+    FistDetector,
+    RotationDetector,
+    StiffenDetector,
+    TimingConfig,
+    WristClassifier,
+)
+from emgpilot.classifiers.fusion import IMU_STREAM, FusionConfig, GestureFusion
+from emgpilot.signals.pipeline import Stage
+from emgpilot.signals.streams import StreamInfo
+
+log = logging.getLogger(__name__)
+
+FOREARM_FILTERED = "forearm_emg.filtered"
+UPPER_ENVELOPE = "upper_emg.envelope"
+
+
+def _rotation_defaults() -> DetectorConfig:
+    # 50 Hz IMU: 6-sample windows every 2 samples (25 Hz decisions). A deliberate forearm
+    # rotation turns faster than ~60 deg/s; arm swing while waving mostly stays below.
+    return DetectorConfig(
+        window_s=0.12,
+        step_s=0.04,
+        mixture=MixtureConfig(history=1500, refit_every=25, min_history=25, abs_min_threshold=math.log(60.0 + 5.0)),
+        timing=TimingConfig(min_on=2, min_off=3, refractory=12),
+    )
+
+
+@dataclass
+class RecognitionConfig:
+    """Settings of gesture recognition.
+
+    Parameters
+    ----------
+    enabled : build the recognition stages at all.
+    wrist_model : ``"shipped"`` (weights in the package), a path to a ``.safetensors`` file, or
+        ``""`` for none (waves are then not recognised).
+    """
+
+    enabled: bool = True
+    wrist_model: str = "shipped"
+    activation: DetectorConfig = field(default_factory=DetectorConfig)
+    fist: DetectorConfig = field(default_factory=DetectorConfig)
+    stiffen: DetectorConfig = field(default_factory=DetectorConfig)
+    rotation: DetectorConfig = field(default_factory=_rotation_defaults)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+
+
+@lru_cache(maxsize=4)
+def _load_wrist(spec: str) -> WristClassifier | None:
+    try:
+        from emgpilot.classifiers.wrist import load_wrist_model
+    except ImportError as e:
+        log.warning("wrist network unavailable (%s): wrist flexion/extension will not be recognised", e)
+        return None
+    try:
+        return load_wrist_model(None if spec == "shipped" else spec)
+    except (FileNotFoundError, ImportError, ValueError, OSError) as e:
+        log.warning("cannot load wrist network %r (%s): wrist flexion/extension will not be recognised", spec, e)
+        return None
+
+
+def load_wrist(spec: str) -> WristClassifier | None:
+    """The wrist model named by ``spec`` (see :class:`RecognitionConfig`), or None."""
+    return _load_wrist(spec) if spec else None
+
+
+def recognition_stages(
+    cfg: RecognitionConfig, streams: dict[str, StreamInfo], wrist: WristClassifier | None = None
+) -> list[Stage]:
+    """Detector and fusion stages for the available ``streams``.
+
+    Parameters
+    ----------
+    cfg : settings.
+    streams : every stream available to the recogniser (name -> declaration), including the
+        conditioned ones (``forearm_emg.filtered``, ``upper_emg.envelope``, ``forearm_imu.resampled``).
+    wrist : a wrist model to use instead of loading ``cfg.wrist_model`` (tests).
+    """
+    if not cfg.enabled:
+        return []
+    stages: list[Stage] = []
+    detectors: list[str] = []
+    wrist_classes = None
+    if FOREARM_FILTERED in streams:
+        src = streams[FOREARM_FILTERED]
+        model = wrist if wrist is not None else load_wrist(cfg.wrist_model)
+        activation = ActivationDetector(src, cfg.activation, model)
+        stages.append(activation)
+        stages.append(FistDetector(src, cfg.fist))
+        detectors += ["activation", "fist"]
+        if model is not None:
+            wrist_classes = tuple(model.classes)
+    if UPPER_ENVELOPE in streams:
+        stages.append(StiffenDetector(streams[UPPER_ENVELOPE], cfg.stiffen))
+        detectors.append("stiffen")
+    imu_channels = None
+    if IMU_STREAM in streams:
+        stages.append(RotationDetector(streams[IMU_STREAM], cfg.rotation))
+        detectors.append("rotation")
+        imu_channels = streams[IMU_STREAM].channels
+    if detectors:
+        stages.append(GestureFusion(cfg.fusion, tuple(detectors), wrist_classes, imu_channels))
+    return stages
