@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from emgpilot.build import build_pipeline
+from emgpilot.build import PipelineConfig, build_pipeline
+from emgpilot.classifiers.recognition import RecognitionConfig
 from emgpilot.signals.pipeline import Pipeline, Stage
 from emgpilot.signals.streams import FOREARM_EMG, FOREARM_IMU, UPPER_EMG, Chunk, CueEvent, GapEvent, StreamInfo
 
@@ -21,7 +22,9 @@ def _signals(seconds: float = 6.0, seed: int = 1) -> dict[str, Chunk]:
 
 def _run_in_chunks(chunk_sizes: dict[str, int]) -> dict[str, np.ndarray]:
     data = _signals()
-    pipe = build_pipeline(list(data[k].info for k in data))
+    # Conditioning only: recognition has its own conformance test (tests/classifiers).
+    cfg = PipelineConfig(recognition=RecognitionConfig(enabled=False))
+    pipe = build_pipeline(list(data[k].info for k in data), cfg)
     msgs = []
     for name, chunk in data.items():
         size = chunk_sizes[name]
