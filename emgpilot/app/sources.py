@@ -26,5 +26,25 @@ def open_source(args: argparse.Namespace, speed: float = 1.0) -> Device:
         except RecordingError as e:
             raise CLIError(str(e)) from e
     if args.source == "myo":
-        raise CLIError("the Myo driver is not available yet")
+        from emgpilot.signals.device import DeviceError
+        from emgpilot.signals.myo import open_live_arm
+        from emgpilot.signals.myoware import MyoWareConfig
+
+        try:
+            upper = MyoWareConfig.for_channels(
+                getattr(args, "upper_arm_channels", None) or 2,
+                protocol=getattr(args, "upper_arm_protocol", None) or "csv",
+                rate_hz=getattr(args, "upper_arm_rate", None) or 1000.0,
+                adc_bits=getattr(args, "upper_arm_bits", None) or 10,
+                baudrate=getattr(args, "upper_arm_baud", None) or 115200,
+                sequence=bool(getattr(args, "upper_arm_sequence", False)),
+            )
+            return open_live_arm(
+                getattr(args, "port", None),
+                getattr(args, "upper_arm_port", None),
+                address=getattr(args, "myo_address", None),
+                upper_arm=upper,
+            )
+        except (DeviceError, ValueError) as e:
+            raise CLIError(str(e)) from e
     raise CLIError(f"unknown source {args.source!r}")
