@@ -98,7 +98,7 @@ class DroneSim:
 
     def __init__(self, params: SimParams | None = None, t0: float = 0.0, battery: float = 100.0) -> None:
         self.params = params or SimParams()
-        self.t = float(t0)
+        self.t = float(t0)  # sets the integration grid (see the ``t`` property)
         self.x = self.y = self.z = 0.0
         self.yaw = 0.0
         self.vx = self.vy = self.vz = 0.0
@@ -205,21 +205,40 @@ class DroneSim:
         return out
 
     # ------------------------------------------------------------------ dynamics
+    # The dynamics integrate on a fixed grid t0 + k * substep_s, so the result depends only on
+    # the commands and the data times they were given at, never on how the caller cut time into
+    # steps. ``t`` is the time of the last grid point reached (at most one substep behind the
+    # time asked for).
+    @property
+    def t(self) -> float:
+        return self._t0 + self._k * self.params.substep_s
+
+    @t.setter
+    def t(self, value: float) -> None:
+        """Restart the time grid at ``value`` (the state is kept)."""
+        self._t0 = float(value)
+        self._k = 0
+        self._t_req = float(value)
+
+    @property
+    def t_requested(self) -> float:
+        """The latest data time the simulation was asked to reach."""
+        return self._t_req
+
     def step(self, dt: float) -> None:
-        """Advance the simulation by ``dt`` seconds of data time (fixed internal substeps)."""
+        """Advance the simulation by ``dt`` seconds of data time."""
         if dt < 0:
             raise ValueError(f"cannot step back in time (dt={dt})")
-        remaining = float(dt)
-        h_max = self.params.substep_s
-        while remaining > 1e-12:
-            h = min(h_max, remaining)
-            self._substep(h)
-            remaining -= h
+        self.step_to(self._t_req + dt)
 
     def step_to(self, t: float) -> None:
         """Advance to data time ``t`` (no-op if ``t`` is not ahead)."""
-        if t > self.t:
-            self.step(t - self.t)
+        if t <= self._t_req:
+            return
+        self._t_req = float(t)
+        h = self.params.substep_s
+        while self._t0 + (self._k + 1) * h <= t + 1e-9:
+            self._substep(h)
 
     def _substep(self, h: float) -> None:
         p = self.params
@@ -230,7 +249,7 @@ class DroneSim:
         if state == "landed":
             self.vx = self.vy = self.vz = self.yaw_rate = 0.0
             self.roll = self.pitch = 0.0
-            self.t += h
+            self._k += 1
             return
         if state == "emergency":
             self.vz -= g * h
@@ -242,10 +261,10 @@ class DroneSim:
                 self.z = 0.0
                 self.vx = self.vy = self.vz = 0.0
                 self.roll = self.pitch = 0.0
-                self.t += h
+                self._k += 1
                 self._set_state("landed")
                 return
-            self.t += h
+            self._k += 1
             return
         if state == "takingoff":
             vz_cmd = min(p.takeoff_climb_speed, 2.0 * (p.takeoff_altitude - self.z))
@@ -279,7 +298,7 @@ class DroneSim:
         self.y += self.vy * h
         self.z += self.vz * h
         self.yaw = wrap_angle(self.yaw + self.yaw_rate * h)
-        self.t += h
+        self._k += 1
 
         # attitude from acceleration in the body frame (drag term keeps tilt while cruising)
         c, s = math.cos(self.yaw), math.sin(self.yaw)
@@ -427,13 +446,12 @@ class SimBackend:
             if self.course is not None:
                 self.course.reset(self.sim.state())
             return
-        if t <= self.sim.t:
-            return
         h = 0.02  # course checks at 50 Hz: a hoop is never skipped at these speeds
-        while self.sim.t < t - 1e-9:
-            target = min(t, self.sim.t + h)
+        now = self.sim.t_requested
+        while now < t:
+            now = min(t, now + h)
             before = self.sim.state()
-            self.sim.step_to(target)
+            self.sim.step_to(now)
             after = self.sim.state()
             if self.course is not None and (before.airborne or after.airborne or before.flying_state == "emergency"):
                 self.course.update(before, after)
