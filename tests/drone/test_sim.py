@@ -236,6 +236,6 @@ def test_course_toml_is_strict(tmp_path: Path) -> None:
     assert len(cfg.hoops) == 2 and cfg.hoops[1].heading_deg == 90.0
     bad = tmp_path / "bad_course.toml"
     bad.write_text("[[hoops]]\nx = 2.0\nradius_m = 1\n")
-    with pytest.raises(ConfigError, match="bad_course.toml"):
+    with pytest.raises(ConfigError, match=r"bad_course\.toml"):
         load_course(bad)
     assert len(load_course().hoops) == 6
