@@ -1,0 +1,160 @@
+"""``emgpilot replay``: run a recording's source streams through the pipeline again."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "replay",
+        help="replay a recording through the pipeline and compare with its recorded outputs",
+        description=(
+            "Replays the source streams of a recording (sensors, cue, gap, status) through the pipeline "
+            "configured as when it was recorded, prints data time, wall time and speed, and compares the "
+            "recomputed pipeline outputs with the recorded ones."
+        ),
+    )
+    p.add_argument("path", nargs="?", help="recording (.mcap); omit with --sample")
+    p.add_argument("--sample", action="store_true", help="replay the sample recording shipped with emgpilot")
+    p.add_argument("--speed", default="max", help="1 (real time), N (N x faster) or max (default: max)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.add_argument("--recover", action="store_true", help="read the intact part of a damaged file")
+    p.add_argument("--config", help="pipeline configuration TOML (default: the one stored in the recording)")
+    p.add_argument(
+        "--conditioning-only",
+        action="store_true",
+        help="run only the conditioning stages (filters, envelopes, IMU resampling), not the recognisers",
+    )
+    p.set_defaults(func=run)
+
+
+def resolve_path(args: argparse.Namespace) -> str:
+    from emgpilot.app.cli import CLIError
+
+    if args.sample:
+        if args.path:
+            raise CLIError("give either PATH or --sample, not both")
+        from emgpilot.recordings import sample_path
+
+        try:
+            return str(sample_path())
+        except FileNotFoundError as e:
+            raise CLIError(str(e)) from e
+    if not args.path:
+        raise CLIError("give a recording PATH (or --sample)")
+    return args.path
+
+
+def run(args: argparse.Namespace) -> int:
+    from emgpilot.app.cli import CLIError
+    from emgpilot.build import build_pipeline, load_pipeline_config, pipeline_config_from_dict
+    from emgpilot.config import ConfigError
+    from emgpilot.signals.device import parse_speed
+    from emgpilot.signals.recording import RecordingError, open_recording
+    from emgpilot.signals.replay import ReplayDevice, compare_outputs
+    from emgpilot.signals.runner import SessionRunner
+
+    path = resolve_path(args)
+    try:
+        speed = parse_speed(args.speed)
+    except ValueError as e:
+        raise CLIError(str(e)) from e
+    wall0 = time.perf_counter()
+    try:
+        rec = open_recording(path, recover=args.recover)
+    except RecordingError as e:
+        raise CLIError(str(e)) from e
+    try:
+        if args.config:
+            cfg = load_pipeline_config(args.config)
+        elif isinstance(rec.metadata.get("pipeline_config"), dict):
+            cfg = pipeline_config_from_dict(rec.metadata["pipeline_config"])
+        else:
+            cfg = load_pipeline_config(None)
+    except ConfigError as e:
+        raise CLIError(f"{path}: pipeline configuration: {e}") from e
+
+    read_s = time.perf_counter() - wall0
+    device = ReplayDevice(rec, speed=speed)
+    sources = {s.name for s in device.streams()}
+    setup0 = time.perf_counter()
+    if args.conditioning_only:
+        from emgpilot.signals.pipeline import Pipeline
+        from emgpilot.signals.preprocess import preprocessing_stages
+
+        by_name = {s.name: s for s in device.streams() if not s.is_event}
+        pipeline = Pipeline(preprocessing_stages(cfg.preprocess, by_name), sources=sources)
+    else:
+        pipeline = build_pipeline(device.streams(), cfg)
+    setup_s = time.perf_counter() - setup0
+    recomputed: list = []
+
+    def keep_derived(batch: list) -> None:
+        from emgpilot.signals.streams import message_stream
+
+        recomputed.extend(m for m in batch if message_stream(m) not in sources)
+
+    runner = SessionRunner(device, pipeline, sinks=[keep_derived])
+    run0 = time.perf_counter()
+    try:
+        stats = runner.run()
+    except RecordingError as e:
+        raise CLIError(str(e)) from e
+    # Wall time = reading/decoding the file + running the pipeline; building the pipeline
+    # (imports, loading models) is reported apart as setup_s.
+    wall = read_s + time.perf_counter() - run0
+    try:
+        recorded = device.recorded_outputs()
+    except RecordingError as e:
+        raise CLIError(str(e)) from e
+    comparison = compare_outputs(recorded, recomputed) if recorded else None
+    x_rt = stats.duration_s / wall if wall > 0 else math.inf
+    summary = {
+        "path": path,
+        "speed": args.speed,
+        "duration_s": round(stats.duration_s, 3),
+        "wall_s": round(wall, 3),
+        "setup_s": round(setup_s, 3),
+        "pipeline": "conditioning" if args.conditioning_only else "full",
+        "x_real_time": round(x_rt, 1),
+        "samples": stats.samples,
+        "events": stats.events,
+        "comparison": comparison,
+        "recovered": rec.recovered,
+        "warnings": rec.warnings,
+    }
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    print(
+        f"replay of {path}: {summary['duration_s']} s of data in {summary['wall_s']} s ({x_rt:.0f}x real time, "
+        f"{summary['pipeline']} pipeline; {summary['setup_s']} s to build it)"
+    )
+    for w in rec.warnings:
+        print(f"  warning: {w}")
+    for name, n in sorted(stats.samples.items()):
+        tag = "" if name in sources else "  (recomputed)"
+        print(f"  {name:28s} {n:10d} samples{tag}")
+    for name, n in sorted(stats.events.items()):
+        print(f"  {name:28s} {n:10d} events")
+    if comparison is None:
+        print("no recorded pipeline outputs to compare with")
+    else:
+        verdict = "identical" if comparison["identical"] else "DIFFERENT"
+        print(
+            f"recomputed vs recorded outputs: {verdict}: {comparison['match']} match, {comparison['differ']} differ, "
+            f"{comparison['missing']} missing, {comparison['extra']} extra (samples and events)"
+        )
+        for name, res in comparison["streams"].items():
+            if res["differ"] or res["missing"] or res["extra"]:
+                print(
+                    f"  {name}: {res['match']} of {res['recorded']} {res['unit']} match, "
+                    f"max |diff| {res.get('max_abs_diff', 0):.3g}"
+                )
+        if comparison["not_recorded"]:
+            print(f"  recomputed but not in the recording: {', '.join(comparison['not_recorded'])}")
+    return 0

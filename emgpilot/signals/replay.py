@@ -1,0 +1,324 @@
+"""Replay of a recording as a :class:`~emgpilot.signals.device.Device`.
+
+Only the *source* streams are replayed (sensor streams and the events a device or the
+experimenter produced: cue, gap, status); derived pipeline outputs are recomputed by the
+pipeline and the recorded ones are available from :meth:`ReplayDevice.recorded_outputs` for
+comparison.
+
+At ``speed`` ``max`` consecutive chunks of each stream are joined into large blocks (never
+across an event), because the pipeline's output does not depend on how its input was cut;
+this is what makes an hour of data replay in seconds. At a finite speed the samples are
+released in small pieces as their data time comes due, like hardware would.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emgpilot.signals.recording import Recording, open_recording
+from emgpilot.signals.streams import Chunk, Event, Message, StreamInfo, message_stream, message_time
+
+log = logging.getLogger(__name__)
+
+SOURCE_EVENT_STREAMS = frozenset({"cue", "gap", "status"})
+"""Event streams made by devices or the experimenter, not by the pipeline."""
+
+SENSOR_KINDS = frozenset({"emg", "imu"})
+
+
+def source_stream_names(rec: Recording) -> list[str]:
+    """Streams of ``rec`` that came from a device (not derived by the pipeline).
+
+    The recording's metadata may list them (``"source_streams"``); otherwise sensor streams
+    (kind ``emg``/``imu`` with no ``.`` in the name) and the events in
+    :data:`SOURCE_EVENT_STREAMS` count as sources.
+    """
+    listed = rec.metadata.get("source_streams")
+    if isinstance(listed, list) and listed:
+        return [n for n in listed if n in rec.streams]
+    names = []
+    for name, info in rec.streams.items():
+        if "." in name:
+            continue
+        if (info.kind in SENSOR_KINDS and not info.is_event) or name in SOURCE_EVENT_STREAMS:
+            names.append(name)
+    return names
+
+
+def coalesce(msgs: Iterator[Message], max_samples: int = 1 << 16) -> Iterator[Message]:
+    """Join consecutive chunks of each stream into large chunks, keeping every event in place.
+
+    Chunks buffered before an event are emitted before it, so the order of data relative to
+    events (gaps, cues) is kept; only the interleaving of different streams' chunks changes.
+    """
+    pending: dict[str, list[Chunk]] = {}
+    counts: dict[str, int] = {}
+
+    def emit(name: str) -> Chunk:
+        parts = pending.pop(name)
+        counts.pop(name)
+        if len(parts) == 1:
+            return parts[0]
+        return Chunk(parts[0].info, np.concatenate([c.t for c in parts]), np.concatenate([c.data for c in parts]))
+
+    for m in msgs:
+        if isinstance(m, Chunk):
+            name = m.info.name
+            if name in pending and pending[name][0].info != m.info:
+                yield emit(name)
+            pending.setdefault(name, []).append(m)
+            counts[name] = counts.get(name, 0) + len(m)
+            if counts[name] >= max_samples:
+                yield emit(name)
+        else:
+            for name in list(pending):
+                yield emit(name)
+            yield m
+    for name in list(pending):
+        yield emit(name)
+
+
+def split_for_pacing(msgs: list[Message], piece_s: float) -> list[Message]:
+    """Cut chunks into pieces of at most ``piece_s`` data seconds and order everything by time."""
+    out: list[Message] = []
+    for m in msgs:
+        if isinstance(m, Chunk) and len(m) > 1 and m.t[-1] - m.t[0] > piece_s:
+            edges = np.searchsorted(m.t, np.arange(m.t[0] + piece_s, m.t[-1], piece_s), side="right")
+            bounds = [0, *edges.tolist(), len(m)]
+            out.extend(m.slice(a, b) for a, b in itertools.pairwise(bounds) if b > a)
+        else:
+            out.append(m)
+    out.sort(key=message_time)  # stable: ties keep file order
+    return out
+
+
+class ReplayDevice:
+    """Feeds a recording's source streams as a device would.
+
+    Parameters
+    ----------
+    path_or_recording : a recording path or an opened :class:`Recording`.
+    speed : data seconds per wall second; ``inf`` replays as fast as possible.
+    streams : source streams to replay (default: every source stream of the file).
+    max_block_samples : at ``speed`` inf, the largest chunk handed out.
+    piece_s : at finite speed, the longest chunk piece released at once (data seconds).
+    clock, sleep : wall clock and sleep function (replaceable in tests).
+    """
+
+    name = "replay"
+
+    def __init__(
+        self,
+        path_or_recording: str | Path | Recording,
+        speed: float = math.inf,
+        streams: list[str] | None = None,
+        *,
+        max_block_samples: int = 1 << 16,
+        piece_s: float = 0.02,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if isinstance(path_or_recording, Recording):
+            self.recording = path_or_recording
+        else:
+            self.recording = open_recording(path_or_recording)
+        if not speed > 0:
+            raise ValueError(f"replay speed must be positive, not {speed}")
+        self.speed = float(speed)
+        available = source_stream_names(self.recording)
+        if streams is None:
+            chosen = available
+        else:
+            unknown = [s for s in streams if s not in self.recording.streams]
+            if unknown:
+                raise ValueError(
+                    f"{self.recording.path}: no stream(s) {unknown}; it has {sorted(self.recording.streams)}"
+                )
+            chosen = list(streams)
+        self._names = chosen
+        self.max_block_samples = int(max_block_samples)
+        self.piece_s = float(piece_s)
+        self._clock = clock
+        self._sleep = sleep
+        self._queue: list[Message] = []
+        self._pos = 0
+        self._iter: Iterator[Message] | None = None
+        self._finished = False
+        self._started = False
+        self._wall0 = 0.0
+        self._t0 = 0.0
+
+    # ----------------------------------------------------------------- Device protocol
+    def streams(self) -> list[StreamInfo]:
+        return [self.recording.streams[n] for n in self._names]
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "type": "replay",
+            "path": str(self.recording.path),
+            "speed": "max" if math.isinf(self.speed) else self.speed,
+            "streams": list(self._names),
+            "recorded_device": self.recording.metadata.get("device"),
+        }
+
+    def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        src = self.recording.messages(set(self._names))
+        if math.isinf(self.speed):
+            self._iter = coalesce(src, self.max_block_samples)
+        else:
+            self._queue = split_for_pacing(list(src), self.piece_s)
+            self._t0 = min((_first_time(m) for m in self._queue if _first_time(m) is not None), default=0.0)
+            self._wall0 = self._clock()
+
+    def read(self, timeout: float | None = None) -> list[Message]:
+        if not self._started:
+            self.start()
+        if self._finished:
+            return []
+        if self._iter is not None:
+            return self._read_fast()
+        return self._read_paced(timeout)
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    def stop(self) -> None:
+        self._iter = None
+        self._queue = []
+        self._finished = True
+
+    # ----------------------------------------------------------------- extras
+    def recorded_outputs(self) -> list[Message]:
+        """The derived messages the recording holds (pipeline outputs), in file order."""
+        derived = set(self.recording.streams) - set(source_stream_names(self.recording))
+        return list(self.recording.messages(derived))
+
+    # ----------------------------------------------------------------- internals
+    def _read_fast(self) -> list[Message]:
+        out: list[Message] = []
+        samples = 0
+        assert self._iter is not None
+        for m in self._iter:
+            out.append(m)
+            samples += len(m) if isinstance(m, Chunk) else 0
+            if samples >= self.max_block_samples:
+                return out
+        self._finished = True
+        return out
+
+    def _read_paced(self, timeout: float | None) -> list[Message]:
+        if self._pos >= len(self._queue):
+            self._finished = True
+            return []
+        due_t = message_time(self._queue[self._pos])
+        wait = self._wall0 + (due_t - self._t0) / self.speed - self._clock()
+        if wait > 0:
+            if timeout is not None and wait > timeout:
+                self._sleep(max(0.0, timeout))
+                return []
+            self._sleep(wait)
+        now_t = self._t0 + (self._clock() - self._wall0) * self.speed
+        out: list[Message] = []
+        while self._pos < len(self._queue) and message_time(self._queue[self._pos]) <= now_t:
+            out.append(self._queue[self._pos])
+            self._pos += 1
+        if not out:  # clock did not move (fake clock): release the message we waited for
+            out.append(self._queue[self._pos])
+            self._pos += 1
+        if self._pos >= len(self._queue):
+            self._finished = True
+        return out
+
+
+def _first_time(m: Message) -> float | None:
+    if isinstance(m, Chunk):
+        return float(m.t[0]) if len(m) else None
+    if isinstance(m, Event):
+        return float(m.t)
+    return None
+
+
+def compare_outputs(recorded: list[Message], recomputed: list[Message]) -> dict[str, Any]:
+    """Compare recomputed derived messages with the recorded ones, stream by stream.
+
+    Chunk boundaries may differ (replay joins chunks), so regular streams are compared sample by
+    sample after joining; events are compared as multisets of their JSON. Returns per-stream
+    counts (``match``, ``differ``, ``missing``: recorded but not recomputed, ``extra``) and totals.
+    """
+    rec_by, new_by = _group(recorded), _group(recomputed)
+    per_stream: dict[str, dict[str, Any]] = {}
+    totals = {"match": 0, "differ": 0, "missing": 0, "extra": 0}
+    for name in sorted(rec_by):
+        a, b = rec_by[name], new_by.get(name, [])
+        if any(isinstance(m, Chunk) for m in a):
+            res = _compare_chunks([m for m in a if isinstance(m, Chunk)], [m for m in b if isinstance(m, Chunk)])
+        else:
+            res = _compare_events([m for m in a if isinstance(m, Event)], [m for m in b if isinstance(m, Event)])
+        per_stream[name] = res
+        for k in totals:
+            totals[k] += res[k]
+    return {
+        **totals,
+        "identical": totals["differ"] == 0 and totals["missing"] == 0 and totals["extra"] == 0,
+        "streams": per_stream,
+        "not_recorded": sorted(set(new_by) - set(rec_by)),
+    }
+
+
+def _group(msgs: list[Message]) -> dict[str, list[Message]]:
+    out: dict[str, list[Message]] = {}
+    for m in msgs:
+        out.setdefault(message_stream(m), []).append(m)
+    return out
+
+
+def _compare_chunks(a: list[Chunk], b: list[Chunk]) -> dict[str, Any]:
+    def join(cs: list[Chunk]) -> tuple[np.ndarray, np.ndarray]:
+        if not cs:
+            return np.empty(0), np.empty((0, 0))
+        return np.concatenate([c.t for c in cs]), np.concatenate([c.data for c in cs]).astype(np.float64)
+
+    ta, xa = join(a)
+    tb, xb = join(b)
+    n = min(len(ta), len(tb))
+    res: dict[str, Any] = {"unit": "samples", "recorded": len(ta), "recomputed": len(tb)}
+    if n and xa.shape[1] == xb.shape[1]:
+        same_t = ta[:n] == tb[:n]
+        same_x = np.all((xa[:n] == xb[:n]) | (np.isnan(xa[:n]) & np.isnan(xb[:n])), axis=1)
+        match = int(np.count_nonzero(same_t & same_x))
+        diff = np.abs(xa[:n] - xb[:n])
+        res["max_abs_diff"] = float(np.nanmax(diff)) if diff.size and not np.all(np.isnan(diff)) else 0.0
+    else:
+        match = 0
+    res.update(match=match, differ=n - match, missing=len(ta) - n, extra=len(tb) - n)
+    return res
+
+
+def _compare_events(a: list[Event], b: list[Event]) -> dict[str, Any]:
+    from collections import Counter
+
+    ca, cb = Counter(e.to_json() for e in a), Counter(e.to_json() for e in b)
+    match = sum((ca & cb).values())
+    only_a, only_b = len(a) - match, len(b) - match
+    differ = min(only_a, only_b)
+    return {
+        "unit": "events",
+        "recorded": len(a),
+        "recomputed": len(b),
+        "match": match,
+        "differ": differ,
+        "missing": only_a - differ,
+        "extra": only_b - differ,
+    }
