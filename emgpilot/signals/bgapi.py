@@ -95,16 +95,19 @@ def u8array(data: bytes) -> bytes:
 # payloads; ``_array_at(k)`` for a payload whose byte k is a uint8array length ending it.
 
 
-def _fixed(n: int) -> Callable[[bytes], bool]:
-    return lambda p: len(p) == n
+Rule = tuple[int, int, Callable[[bytes], bool]]  # (shortest, longest, check of the whole payload)
 
 
-def _array_at(k: int) -> Callable[[bytes], bool]:
-    return lambda p: len(p) > k and len(p) == k + 1 + p[k]
+def _fixed(n: int) -> Rule:
+    return (n, n, lambda p: len(p) == n)
+
+
+def _array_at(k: int) -> Rule:
+    return (k + 1, k + 1 + 255, lambda p: len(p) > k and len(p) == k + 1 + p[k])
 
 
 # Responses and events the dongle sends.
-FROM_DONGLE_RESPONSES: dict[tuple[int, int], Callable[[bytes], bool]] = {
+FROM_DONGLE_RESPONSES: dict[tuple[int, int], Rule] = {
     CMD_SYSTEM_HELLO: _fixed(0),
     CMD_SYSTEM_GET_CONNECTIONS: _fixed(1),
     CMD_DISCONNECT: _fixed(3),
@@ -116,7 +119,7 @@ FROM_DONGLE_RESPONSES: dict[tuple[int, int], Callable[[bytes], bool]] = {
     CMD_END_PROCEDURE: _fixed(2),
     CMD_SET_SCAN_PARAMETERS: _fixed(2),
 }
-FROM_DONGLE_EVENTS: dict[tuple[int, int], Callable[[bytes], bool]] = {
+FROM_DONGLE_EVENTS: dict[tuple[int, int], Rule] = {
     EVT_SYSTEM_BOOT: _fixed(12),
     EVT_CONNECTION_STATUS: _fixed(16),
     EVT_CONNECTION_DISCONNECTED: _fixed(3),
@@ -126,7 +129,7 @@ FROM_DONGLE_EVENTS: dict[tuple[int, int], Callable[[bytes], bool]] = {
     EVT_SCAN_RESPONSE: _array_at(10),
 }
 # Commands the host sends.
-TO_DONGLE_COMMANDS: dict[tuple[int, int], Callable[[bytes], bool]] = {
+TO_DONGLE_COMMANDS: dict[tuple[int, int], Rule] = {
     CMD_SYSTEM_HELLO: _fixed(0),
     CMD_SYSTEM_GET_CONNECTIONS: _fixed(0),
     CMD_DISCONNECT: _fixed(1),
@@ -169,7 +172,6 @@ class PacketParser:
             self._rules = {False: TO_DONGLE_COMMANDS, True: {}}
         else:
             raise ValueError(f"direction must be 'from_dongle' or 'to_dongle', not {self.direction!r}")
-        self._max_len = 11 + 255  # the longest payload any accepted message can have (scan response)
         self._buf = bytearray()
         self._skipping = False
 
@@ -193,17 +195,21 @@ class PacketParser:
             b0 = buf[i]
             is_event = bool(b0 & EVENT_BIT)
             length = ((b0 & 0x07) << 8) | buf[i + 1]
-            rule = None
-            if b0 & 0x78 == 0 and length <= self._max_len:
-                rule = self._rules[is_event].get((buf[i + 2], buf[i + 3]))
-            if rule is None:
+            rule = self._rules[is_event].get((buf[i + 2], buf[i + 3])) if b0 & 0x78 == 0 else None
+            if rule is None or not rule[0] <= length <= rule[1]:
                 self._skip(1)
                 i += 1
                 continue
-            if n - i < 4 + length:
-                break  # wait for the rest (a truncated packet is caught when the next one fails)
-            payload = bytes(buf[i + 4 : i + 4 + length])
-            if not rule(payload):
+            end = i + 4 + length
+            if n < end:
+                break  # wait for the rest
+            payload = bytes(buf[i + 4 : end])
+            # No checksum on the wire: a truncated packet followed by good ones can look valid.
+            # If what follows is no header but a whole valid packet starts inside this one,
+            # this one is a false start.
+            if not rule[2](payload) or (
+                n >= end + 4 and not self._plausible_header(buf, end) and self._packet_inside(buf, i + 1, end)
+            ):
                 self._skip(1)
                 i += 1
                 continue
@@ -217,6 +223,24 @@ class PacketParser:
             self._skip(len(buf))
             buf.clear()
         return out
+
+    def _plausible_header(self, buf: bytearray, j: int) -> bool:
+        b0 = buf[j]
+        if b0 & 0x78:
+            return False
+        rule = self._rules[bool(b0 & EVENT_BIT)].get((buf[j + 2], buf[j + 3]))
+        return rule is not None and rule[0] <= (((b0 & 0x07) << 8) | buf[j + 1]) <= rule[1]
+
+    def _packet_inside(self, buf: bytearray, start: int, stop: int) -> bool:
+        n = len(buf)
+        for j in range(start, stop):
+            if j + 4 > n or not self._plausible_header(buf, j):
+                continue
+            end = j + 4 + (((buf[j] & 0x07) << 8) | buf[j + 1])
+            rule = self._rules[bool(buf[j] & EVENT_BIT)][(buf[j + 2], buf[j + 3])]
+            if end <= n and rule[2](bytes(buf[j + 4 : end])):
+                return True
+        return False
 
     def _skip(self, n: int) -> None:
         if not self._skipping:

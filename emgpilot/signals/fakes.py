@@ -648,3 +648,17 @@ def make_fake(kind: str, link: str | Path | None = None, **kw: Any) -> _FakeDevi
         )
         return FakeMyoWareBoard(config, link, **kw)
     raise ValueError(f"unknown fake device {kind!r} (myo, myoware-csv, myoware-binary)")
+
+
+def collect(device: Any, until: Callable[[list[Any]], bool], limit_s: float = 10.0) -> list[Any]:
+    """Read ``device`` until ``until(messages so far)`` holds or ``limit_s`` of wall time passed.
+
+    The limit only stops a broken run from hanging; callers check what arrived, not how long it took.
+    """
+    got: list[Any] = []
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        got += device.read(0.05)
+        if until(got):
+            break
+    return got
