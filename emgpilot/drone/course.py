@@ -27,7 +27,7 @@ class HoopConfig:
     y: float = 0.0
     z: float = 1.0
     heading_deg: float = 0.0
-    radius: float = 0.5
+    radius: float = 0.6
 
 
 def _default_hoops() -> tuple[HoopConfig, ...]:
