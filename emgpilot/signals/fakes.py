@@ -427,6 +427,11 @@ class FakeMyoDongle(_FakeDevice):
         self._reset_link()
 
     @property
+    def emg_stream_time(self) -> float:
+        """Seconds of the fake's own clock since EMG streaming began (0 when not streaming)."""
+        return 0.0 if self._stream_t0 is None else self._now - self._stream_t0
+
+    @property
     def streaming_emg(self) -> bool:
         return self.connected and self.emg_mode in (2, 3) and all(h + 1 in self.cccd for h in EMG_HANDLES)
 
