@@ -150,7 +150,10 @@ def sessions_from_path(path: str | Path) -> list[Session]:
         raise EvaluationError(f"{path}: is a folder (pass its files, e.g. {path}/*.npz)")
     try:
         if path.suffix == ".npz":
-            from emgpilot.signals.importers import load_npz
+            try:
+                from emgpilot.signals.importers import load_npz
+            except ImportError as e:
+                raise EvaluationError(f"{path}: the .npz dataset importer is not available ({e})") from e
 
             imported = load_npz(path)
             return [
@@ -180,7 +183,8 @@ def sessions_from_path(path: str | Path) -> list[Session]:
             )
         ]
     except _load_errors() as e:
-        raise EvaluationError(f"{path}: cannot read it ({e})") from e
+        text = str(e)
+        raise EvaluationError(text if str(path) in text else f"{path}: cannot read it ({text})") from e
 
 
 def synthetic_session(seed: int, duration_s: float) -> Session:
@@ -391,7 +395,7 @@ def evaluate_inputs(
         try:
             sessions = spec.load()
         except EvaluationError as e:
-            log.error("%s", e)
+            log.debug("%s", e)
             results.append(SessionResult(name=Path(spec.label).stem, source=spec.label, error=str(e)))
             continue
         if not sessions:
@@ -399,7 +403,7 @@ def evaluate_inputs(
         for session in sessions:
             res = evaluate_session(session, cfg, keep_timeline=keep_timeline, baseline=baseline)
             if res.error:
-                log.error("%s", res.error)
+                log.debug("%s", res.error)
             results.append(res)
     bar.close()
     return results

@@ -164,9 +164,9 @@ def plot_timeline(result: SessionResult, path: Path, max_minutes: float = 10.0) 
             ax.text(onset - t0, top * 1.02, label, fontsize=6, rotation=90, va="bottom")
         for t, name, good in tl.events:
             if t < t_stop:
-                ax.plot([t - t0], [top * 0.9], marker="v", color="tab:green" if good else "tab:red", markersize=5)
-                ax.text(t - t0, top * 0.8, name, fontsize=5, rotation=90, va="top")
-        ax.set_ylim(0, top * 1.3 if top > 0 else 1)
+                ax.plot([t - t0], [top * 1.2], marker="v", color="tab:green" if good else "tab:red", markersize=5)
+                ax.text(t - t0, top * 1.25, name, fontsize=5, rotation=90, va="bottom")
+        ax.set_ylim(0, top * 1.5 if top > 0 else 1)
     ax.set_xlabel("data time (s)")
     ax.set_ylabel("forearm envelope")
     ax.set_title(f"{result.name}: cues (shaded), detections (green = correct, red = other)", fontsize=9)

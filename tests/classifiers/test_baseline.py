@@ -53,7 +53,9 @@ def test_lda_separates_synthetic_classes_and_evaluate_baseline():
     rng = np.random.default_rng(1)
     fs = 200.0
     amps = [2.0, 20.0, 5.0, 20.0, 2.0, 20.0, 5.0, 20.0]  # rest, fist, rest... alternating 5 s blocks
-    x = np.concatenate([rng.normal(0, a, (1000, 8)) * (1 + (i % 4 == 1) * np.arange(8) / 4) for i, a in enumerate(amps)])
+    x = np.concatenate(
+        [rng.normal(0, a, (1000, 8)) * (1 + (i % 4 == 1) * np.arange(8) / 4) for i, a in enumerate(amps)]
+    )
     t = np.arange(len(x)) / fs
     block = (t // 5).astype(int)
     truth_by_block = np.array([0, 1, 0, 1, 0, 1, 0, 1])

@@ -6,7 +6,8 @@ Three measurements on one core (torch limited to one thread):
    offline evaluation does;
 2. per-chunk latency (p50, p99, max) when fed in live-sized chunks (2 Myo EMG samples, 1 IMU
    sample, 10 upper-arm samples: what the devices deliver every ~10-20 ms);
-3. memory growth over a long live-chunked replay (tracemalloc, sampled every data-minute).
+3. memory growth over a long replay (tracemalloc, sampled every data-minute; the source's own
+   chunk sizes, because tracemalloc makes each push several times slower).
 
 ``--flight`` instead runs the drone flight bench (``emgpilot.drone.flightbench``).
 """
@@ -46,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--minutes", type=float, default=60.0, help="data minutes for the throughput run (default 60)")
     p.add_argument("--latency-minutes", type=float, default=5.0, help="data minutes for the latency run")
-    p.add_argument("--memory-minutes", type=float, default=20.0, help="data minutes for the memory run")
+    p.add_argument("--memory-minutes", type=float, default=60.0, help="data minutes for the memory run")
     p.add_argument("--seed", type=int, default=0, help="synthetic arm seed")
     p.add_argument("--config", help="pipeline configuration TOML")
     p.add_argument("--flight", action="store_true", help="run the drone flight bench instead")
@@ -188,14 +189,14 @@ def measure(args: argparse.Namespace) -> dict:
             lat_ns.append(time.perf_counter_ns() - w0)
     lat_us = np.asarray(lat_ns, dtype=float) / 1000.0
 
-    # 3. memory growth over a long live-chunked replay
+    # 3. memory growth over a long replay (the source's chunking: tracemalloc slows every push)
     pipe = build_pipeline(sources, cfg)
     tracemalloc.start()
     samples: list[tuple[float, float]] = []
     next_mark = None
     t0 = None
     for batch in _reads(args, 60.0 * args.memory_minutes):
-        for m in _live_pieces(batch, names):
+        for m in _offline_msgs(batch, names):
             pipe.push(m)
             if isinstance(m, Chunk) and len(m):
                 t0 = float(m.t[0]) if t0 is None else t0

@@ -1,0 +1,89 @@
+"""``emgpilot evaluate`` and ``emgpilot bench`` end to end through the real pipeline."""
+
+import json
+
+import pytest
+
+from emgpilot.app.cli import main
+from emgpilot.signals.recording import RecordingWriter
+from emgpilot.signals.streams import message_time
+from tests.classifiers.test_evaluation import cued_session
+
+
+@pytest.fixture
+def recording(tmp_path):
+    session = cued_session(n_reps=3)
+    path = tmp_path / "cued.mcap"
+    with RecordingWriter(path, streams=session.streams, background_flush=False) as writer:
+        writer.write(sorted(session.messages, key=message_time))
+    return path
+
+
+def test_evaluate_writes_json_and_report(recording, tmp_path, capsys):
+    out = tmp_path / "result.json"
+    report = tmp_path / "report"
+    code = main(["evaluate", str(recording), "--json", str(out), "--report", str(report), "--no-progress"])
+    assert code == 0
+    result = json.loads(out.read_text())
+    for key in (
+        "files",
+        "duration_s",
+        "event_accuracy",
+        "events",
+        "false_events_per_min",
+        "latency_ms",
+        "per_gesture",
+        "confusion",
+        "window",
+        "baseline_window_CA",
+        "other_motion_event_rate",
+        "realtime_factor",
+        "per_file",
+    ):
+        assert key in result, key
+    assert result["files"] == 1
+    assert result["events"]["cued"] == 3
+    assert result["per_file"][0]["name"] == "cued"
+    assert result["baseline_window_CA"] is not None
+    assert (report / "report.md").exists() and (report / "table.md").exists()
+    assert (report / "confusion.png").stat().st_size > 0
+    assert (report / "timeline_cued.png").exists()
+    assert "| **all** |" in (report / "table.md").read_text()
+    assert "events:" in capsys.readouterr().out
+
+
+def test_evaluate_keeps_going_after_bad_inputs(recording, tmp_path, capsys):
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not a zip")
+    code = main(["evaluate", str(tmp_path / "missing.mcap"), str(junk), str(recording), "--json", "-", "--no-progress"])
+    assert code == 1
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert result["files"] == 1
+    assert len(result["failed"]) == 2
+    assert "missing.mcap: no such file" in captured.err
+    assert "junk.npz" in captured.err
+
+
+def test_evaluate_without_inputs_is_a_usage_error(capsys):
+    assert main(["evaluate", "--no-progress"]) == 2
+    assert "nothing to evaluate" in capsys.readouterr().err
+
+
+def test_evaluate_folder_and_match(recording, tmp_path, capsys):
+    code = main(["evaluate", str(tmp_path), "--match", "cued", "--json", "-", "--no-progress", "--no-baseline"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["files"] == 1 and result["baseline_window_CA"] is None
+
+
+def test_bench_on_a_recording(recording, capsys):
+    args = ["bench", "--source", str(recording), "--minutes", "0.3", "--latency-minutes", "0.05"]
+    code = main([*args, "--memory-minutes", "2.5", "--json"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["throughput"]["data_s"] > 15
+    assert result["throughput"]["realtime_factor"] > 0
+    assert result["live_chunk_latency_us"]["chunks"] > 100
+    assert result["memory"]["growth_mb_per_hour"] is not None
+    assert result["machine"]["nproc"] >= 1
