@@ -6,4 +6,14 @@ handler ``(args) -> int``. Heavy imports (torch, Qt, Olympe) belong inside the h
 """
 
 # Order is the order shown by ``emgpilot --help``.
-COMMAND_MODULES: tuple[str, ...] = ("run", "replay", "importcmd", "info", "evaluate", "bench", "devices", "record", "fakedevice")
+COMMAND_MODULES: tuple[str, ...] = (
+    "run",
+    "replay",
+    "importcmd",
+    "info",
+    "evaluate",
+    "bench",
+    "devices",
+    "record",
+    "fakedevice",
+)
