@@ -13,9 +13,10 @@ File layout (see docs/readme/recording.md for why):
   implicit when they lie on the nominal grid, explicit ``float64[] t`` otherwise) and the samples
   ``data[]`` row-major. Foxglove and PlotJuggler decode it with no plug-in.
 * Consecutive chunks of one stream are joined into blocks of up to ``max_block_s`` of data
-  before they are written (never across an event, so the order of chunks relative to events is
-  kept). Float samples that are exact integers (ADC counts) are stored as int8/int16 and
-  restored to their original dtype when read: lossless, several times smaller.
+  before they are written (never across an event or the return of a stream after a gap, so the
+  order of data relative to events and gap recoveries is kept: see :func:`replay.coalesce`).
+* Float samples that are exact integers (ADC counts) are stored as int8/int16 and restored to
+  their original dtype when read: lossless, several times smaller.
 * Events (cue, gesture, command, safety, status, gap) as JSON (:meth:`Event.to_json`).
 """
 
@@ -37,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from emgpilot import __version__
-from emgpilot.signals.streams import EVENT_STREAMS, Chunk, Event, Message, StreamInfo
+from emgpilot.signals.streams import EVENT_STREAMS, Chunk, Event, GapEvent, Message, StreamInfo
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +222,7 @@ class RecordingWriter:
         self._channels: dict[tuple, int] = {}
         self._pending: dict[str, list[Chunk]] = {}
         self._pending_n: dict[str, int] = {}
+        self._gapped: set[str] = set()
         self._seq = 0
         self._started = False
         try:
@@ -363,6 +365,11 @@ class RecordingWriter:
         name = chunk.info.name
         if name not in self._streams:
             self._register_stream(chunk.info, announce=True)
+        if name in self._gapped:
+            # First data after a gap: the pipeline treats the stream as absent until now, so what
+            # other streams delivered before this chunk must stay before it on disk.
+            self._gapped.discard(name)
+            self._write_all_pending()
         pending = self._pending.get(name)
         if pending and (pending[0].info != chunk.info or pending[0].data.dtype != chunk.data.dtype):
             self._write_block(name)
@@ -378,6 +385,8 @@ class RecordingWriter:
     def _add_event(self, event: Event) -> None:
         # Chunks buffered so far were delivered before this event: keep that order on disk.
         self._write_all_pending()
+        if isinstance(event, GapEvent):
+            self._gapped.add(event.source_stream)
         info = self._streams.get(event.stream)
         if info is None:
             info = EVENT_STREAMS.get(event.stream, StreamInfo(event.stream, "event", 0.0))

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from emgpilot.signals.recording import Recording, open_recording
-from emgpilot.signals.streams import Chunk, Event, Message, StreamInfo, message_stream, message_time
+from emgpilot.signals.streams import Chunk, Event, GapEvent, Message, StreamInfo, message_stream, message_time
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +57,14 @@ def coalesce(msgs: Iterator[Message], max_samples: int = 1 << 16) -> Iterator[Me
     """Join consecutive chunks of each stream into large chunks, keeping every event in place.
 
     Chunks buffered before an event are emitted before it, so the order of data relative to
-    events (gaps, cues) is kept; only the interleaving of different streams' chunks changes.
+    events (gaps, cues) is kept; only the interleaving of different streams' chunks changes,
+    which the pipeline's watermarks make irrelevant -- except while a stream is absent after a
+    :class:`GapEvent`: the pipeline then decides without it until its data returns, so the
+    returning chunk is a barrier too (everything before it in file order stays before it).
     """
     pending: dict[str, list[Chunk]] = {}
     counts: dict[str, int] = {}
+    gapped: set[str] = set()
 
     def emit(name: str) -> Chunk:
         parts = pending.pop(name)
@@ -72,6 +76,10 @@ def coalesce(msgs: Iterator[Message], max_samples: int = 1 << 16) -> Iterator[Me
     for m in msgs:
         if isinstance(m, Chunk):
             name = m.info.name
+            if name in gapped:
+                gapped.discard(name)
+                for other in list(pending):
+                    yield emit(other)
             if name in pending and pending[name][0].info != m.info:
                 yield emit(name)
             pending.setdefault(name, []).append(m)
@@ -81,22 +89,50 @@ def coalesce(msgs: Iterator[Message], max_samples: int = 1 << 16) -> Iterator[Me
         else:
             for name in list(pending):
                 yield emit(name)
+            if isinstance(m, GapEvent):
+                gapped.add(m.source_stream)
             yield m
     for name in list(pending):
         yield emit(name)
 
 
+def _pieces(m: Chunk, piece_s: float) -> list[Chunk]:
+    if len(m) > 1 and m.t[-1] - m.t[0] > piece_s:
+        edges = np.searchsorted(m.t, np.arange(m.t[0] + piece_s, m.t[-1], piece_s), side="right")
+        bounds = [0, *edges.tolist(), len(m)]
+        return [m.slice(a, b) for a, b in itertools.pairwise(bounds) if b > a]
+    return [m]
+
+
 def split_for_pacing(msgs: list[Message], piece_s: float) -> list[Message]:
-    """Cut chunks into pieces of at most ``piece_s`` data seconds and order everything by time."""
+    """Cut chunks into pieces of at most ``piece_s`` data seconds, interleaved by time.
+
+    Events and the first chunk of a stream returning after a gap stay barriers (see
+    :func:`coalesce`): pieces are only reordered between two barriers.
+    """
     out: list[Message] = []
+    group: list[Message] = []
+    gapped: set[str] = set()
+
+    def close_group() -> None:
+        group.sort(key=message_time)  # stable: ties keep file order
+        out.extend(group)
+        group.clear()
+
     for m in msgs:
-        if isinstance(m, Chunk) and len(m) > 1 and m.t[-1] - m.t[0] > piece_s:
-            edges = np.searchsorted(m.t, np.arange(m.t[0] + piece_s, m.t[-1], piece_s), side="right")
-            bounds = [0, *edges.tolist(), len(m)]
-            out.extend(m.slice(a, b) for a, b in itertools.pairwise(bounds) if b > a)
+        if isinstance(m, Chunk):
+            pieces = _pieces(m, piece_s)
+            if m.info.name in gapped:
+                gapped.discard(m.info.name)
+                close_group()
+                out.append(pieces.pop(0))
+            group.extend(pieces)
         else:
+            close_group()
+            if isinstance(m, GapEvent):
+                gapped.add(m.source_stream)
             out.append(m)
-    out.sort(key=message_time)  # stable: ties keep file order
+    close_group()
     return out
 
 
@@ -298,8 +334,10 @@ def _compare_chunks(a: list[Chunk], b: list[Chunk]) -> dict[str, Any]:
         same_t = ta[:n] == tb[:n]
         same_x = np.all((xa[:n] == xb[:n]) | (np.isnan(xa[:n]) & np.isnan(xb[:n])), axis=1)
         match = int(np.count_nonzero(same_t & same_x))
-        diff = np.abs(xa[:n] - xb[:n])
-        res["max_abs_diff"] = float(np.nanmax(diff)) if diff.size and not np.all(np.isnan(diff)) else 0.0
+        with np.errstate(invalid="ignore"):  # inf - inf where both are inf
+            diff = np.abs(xa[:n] - xb[:n])
+        diff[same_x] = 0.0
+        res["max_abs_diff"] = float(np.nanmax(diff, initial=0.0)) if not np.all(np.isnan(diff)) else math.nan
     else:
         match = 0
     res.update(match=match, differ=n - match, missing=len(ta) - n, extra=len(tb) - n)
