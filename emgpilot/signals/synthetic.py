@@ -1,0 +1,905 @@
+"""The synthetic arm: a physiologically plausible Myo (8-ch EMG 200 Hz + IMU 50 Hz) and MyoWare
+biceps/triceps (1 kHz) generator with a ground-truth cue stream, for demos, tests and benchmarks.
+
+How the numbers are made (see also :mod:`emgpilot.signals.synthetic_model`):
+
+* Every signal is generated in fixed one-second blocks of absolute data time. Random inputs
+  (EMG carriers, noise, small involuntary movements, motion artefacts) come from a generator
+  seeded by ``(seed, block, purpose)``; band-limiting filters run block after block with their
+  state carried. Everything that depends on what the wearer does (muscle activation, forearm
+  angles) is a pure function of data time. So the output never depends on ``chunk_s`` or on how
+  fast it is read, and the same seed gives bit-identical data.
+* EMG = sqrt(noise floor^2 + sum over muscles of (activation x strength x spatial gain)^2) times
+  a unit band-limited carrier (its spectrum slides lower with fatigue), plus powerline hum
+  (sampled, so 50 Hz at 200 Hz aliases naturally), motion artefacts and slow gain drift; then
+  int8 counts (Myo) or 10-bit ADC counts around the sensor's offset (MyoWare).
+* IMU = the forearm's orientation (yaw, elevation, roll about the forearm axis, a small wave
+  wobble) composed with the armband's rotation: quaternion, gravity plus small linear
+  accelerations, and the body-frame angular rate with bias and noise, quantised like the Myo.
+
+:meth:`SyntheticArm.perform` adds a gesture at the current data time from any thread (the GUI's
+demo keys); the already emitted past never changes.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+from scipy import signal
+
+from emgpilot.signals.streams import (
+    EVENT_STREAMS,
+    FOREARM_EMG,
+    FOREARM_IMU,
+    UPPER_EMG,
+    Chunk,
+    CueEvent,
+    Message,
+    StreamInfo,
+)
+from emgpilot.signals.synthetic_model import (
+    DEFAULT_PERFORM_OTHER_S,
+    DEFAULT_PERFORM_S,
+    MUSCLES,
+    N_FOREARM_MUSCLES,
+    Schedule,
+    ScheduleItem,
+    Wearer,
+    bump,
+    check_label,
+    cycloid,
+    motion_kind,
+    muscle_pattern,
+    pattern_vector,
+    smoothstep,
+    wave_orientation,
+    wave_primitive,
+)
+from emgpilot.signals.vocabulary import REST
+
+__all__ = ["Schedule", "SyntheticArm", "Wearer", "generate"]
+
+BLOCK_S = 10.0
+"""Internal generation block (s); an integer number of samples for every stream."""
+_HORIZON_S = 6.0  # schedule items are compiled this far ahead (posture changes start early)
+_MAX_EVENT_S = 2.0  # longest random event (micro movement, artefact tail), for block look-back
+_UNIFORM_SD = math.sqrt(12.0)  # scales a centred uniform draw to unit variance
+_AXES = ("yaw", "elev", "roll", "wobble")
+_SENSOR_STREAMS = {s.name: s for s in (FOREARM_EMG, FOREARM_IMU, UPPER_EMG)}
+
+# Purposes that seed independent random streams per block.
+_P_FOREARM, _P_UPPER, _P_IMU, _P_EVENTS, _P_ITEM, _P_PERFORM, _P_WEARER_FIXED = range(7)
+
+
+# --------------------------------------------------------------------------- compiled actions
+
+
+@dataclass
+class _Envelope:
+    """Muscle activation ``act`` with smooth onset/offset ramps between ``t0`` and ``t1``."""
+
+    t0: float
+    t1: float
+    ramp_on: float
+    ramp_off: float
+    act: np.ndarray
+
+    def __call__(self, t: np.ndarray) -> np.ndarray:
+        return np.minimum(smoothstep((t - self.t0) / self.ramp_on), smoothstep((self.t1 - t) / self.ramp_off))
+
+
+@dataclass
+class _Profile:
+    """An angle change on one axis: ``step`` (0 -> amp, cycloid) or ``bump`` (0 -> amp -> 0)."""
+
+    axis: str
+    t0: float
+    dur: float
+    amp_deg: float
+    shape: str = "step"
+
+    def __call__(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        u = (t - self.t0) / self.dur
+        pos, vel = cycloid(u) if self.shape == "step" else bump(u)
+        return self.amp_deg * pos, self.amp_deg * vel / self.dur
+
+
+@dataclass
+class _Accel:
+    """Linear acceleration pulse (accelerate then brake) along a forearm-frame axis, in g."""
+
+    t0: float
+    dur: float
+    vec_g: np.ndarray
+
+    def __call__(self, t: np.ndarray) -> np.ndarray:
+        u = (t - self.t0) / self.dur
+        s = np.where((u > 0) & (u < 1), np.sin(2.0 * math.pi * np.clip(u, 0, 1)), 0.0)
+        return s[:, None] * self.vec_g[None, :]
+
+
+@dataclass
+class _Artefact:
+    """Damped low-frequency transient (electrode/cable movement) on some channels, in counts."""
+
+    sensor: str  # "forearm" or "upper"
+    t0: float
+    weights: np.ndarray
+    freq_hz: float
+    decay_s: float
+
+    @property
+    def t_end(self) -> float:
+        return self.t0 + 6.0 * self.decay_s
+
+    def __call__(self, t: np.ndarray) -> np.ndarray:
+        dt = t - self.t0
+        on = (dt >= 0) & (dt < 6.0 * self.decay_s)
+        dtc = np.where(on, dt, 0.0)
+        wave = np.where(on, np.exp(-dtc / self.decay_s) * np.sin(2.0 * math.pi * self.freq_hz * dtc), 0.0)
+        return wave[:, None] * self.weights[None, :]
+
+
+@dataclass
+class _Action:
+    """Everything one gesture (or one random event) does to the signals, as pure functions of t."""
+
+    t_start: float
+    t_end: float  # last time it has any effect
+    envelopes: list[_Envelope] = field(default_factory=list)
+    profiles: list[_Profile] = field(default_factory=list)
+    accels: list[_Accel] = field(default_factory=list)
+    artefacts: list[_Artefact] = field(default_factory=list)
+
+
+def _eval_activation(actions: Sequence[_Action], t: np.ndarray) -> np.ndarray:
+    out = np.zeros((t.shape[0], len(MUSCLES)))
+    for a in actions:
+        for e in a.envelopes:
+            if e.t0 < t[-1] and e.t1 > t[0]:
+                out += e(t)[:, None] * e.act[None, :]
+    return out
+
+
+def _eval_angles(actions: Sequence[_Action], t: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Angle (deg) and rate (deg/s) per axis: the sum of every profile."""
+    pos = {ax: np.zeros(t.shape[0]) for ax in _AXES}
+    vel = {ax: np.zeros(t.shape[0]) for ax in _AXES}
+    for a in actions:
+        for p in a.profiles:
+            if p.t0 > t[-1] or (p.shape == "bump" and p.t0 + p.dur < t[0]):
+                continue
+            dp, dv = p(t)
+            pos[p.axis] += dp
+            vel[p.axis] += dv
+    return {ax: (pos[ax], vel[ax]) for ax in _AXES}
+
+
+def _eval_accel(actions: Sequence[_Action], t: np.ndarray) -> np.ndarray:
+    out = np.zeros((t.shape[0], 3))
+    for a in actions:
+        for acc in a.accels:
+            if acc.t0 < t[-1] and acc.t0 + acc.dur > t[0]:
+                out += acc(t)
+    return out
+
+
+def _eval_artefacts(actions: Sequence[_Action], t: np.ndarray, sensor: str, n_ch: int) -> np.ndarray:
+    out = np.zeros((t.shape[0], n_ch))
+    for a in actions:
+        for art in a.artefacts:
+            if art.sensor == sensor and art.t0 < t[-1] and art.t_end > t[0]:
+                out += art(t)
+    return out
+
+
+# --------------------------------------------------------------------------- rotations
+
+
+def _axis_quat(axis: int, angle_rad: np.ndarray) -> np.ndarray:
+    q = np.zeros((angle_rad.shape[0], 4))
+    q[:, 0] = np.cos(angle_rad / 2)
+    q[:, 1 + axis] = np.sin(angle_rad / 2)
+    return q
+
+
+def _quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    w1, x1, y1, z1 = a.T
+    w2, x2, y2, z2 = b.T
+    out = np.empty_like(a)
+    out[:, 0] = w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2
+    out[:, 1] = w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2
+    out[:, 2] = w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2
+    out[:, 3] = w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2
+    return out
+
+
+def _quat_to_matrix(q: np.ndarray) -> np.ndarray:
+    w, x, y, z = q.T
+    m = np.empty((q.shape[0], 3, 3))
+    m[:, 0, 0] = 1 - 2 * (y * y + z * z)
+    m[:, 0, 1] = 2 * (x * y - w * z)
+    m[:, 0, 2] = 2 * (x * z + w * y)
+    m[:, 1, 0] = 2 * (x * y + w * z)
+    m[:, 1, 1] = 1 - 2 * (x * x + z * z)
+    m[:, 1, 2] = 2 * (y * z - w * x)
+    m[:, 2, 0] = 2 * (x * z - w * y)
+    m[:, 2, 1] = 2 * (y * z + w * x)
+    m[:, 2, 2] = 1 - 2 * (x * x + y * y)
+    return m
+
+
+def orientation_and_rate(
+    angles_rad: Sequence[np.ndarray], rates_rad: Sequence[np.ndarray], axes: Sequence[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Quaternion of ``R = R_1(a_1) R_2(a_2) ... R_n(a_n)`` (intrinsic rotations about local axes)
+    and the body-frame angular rate ``sum_i rate_i (R_{i+1}..R_n)^T e_i`` (rad/s)."""
+    n = angles_rad[0].shape[0]
+    omega = np.zeros((n, 3))
+    # Walk from the innermost rotation outwards, keeping the product of the rotations inside.
+    inner = np.tile([1.0, 0.0, 0.0, 0.0], (n, 1))
+    for ang, rate, ax in zip(reversed(angles_rad), reversed(rates_rad), reversed(axes), strict=True):
+        # R_inner^T e_ax is row `ax` of R_inner.
+        omega += rate[:, None] * _quat_to_matrix(inner)[:, ax, :]
+        inner = _quat_mul(_axis_quat(ax, ang), inner)
+    return inner, omega
+
+
+# --------------------------------------------------------------------------- the device
+
+
+def _block_rng(seed: int, purpose: int, index: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, purpose, index]))
+
+
+def _band_sos(low: float, high: float, fs: float) -> tuple[np.ndarray, float]:
+    """Band-limiting filter and the gain that gives its white-noise output unit variance."""
+    sos = signal.butter(2, [low, high], btype="bandpass", fs=fs, output="sos")
+    impulse = np.zeros(int(fs * 4))
+    impulse[0] = 1.0
+    h = signal.sosfilt(sos, impulse)
+    return sos, 1.0 / math.sqrt(float(np.sum(h * h)))
+
+
+@lru_cache(maxsize=8)
+def _carrier_filters(fs: float) -> tuple[tuple[np.ndarray, float], tuple[np.ndarray, float]]:
+    """(high band, low band) carrier filters: fatigue slides the EMG spectrum to the low band."""
+    if fs <= 250:
+        return _band_sos(30.0, 95.0, fs), _band_sos(15.0, 50.0, fs)
+    return _band_sos(40.0, 300.0, fs), _band_sos(20.0, 120.0, fs)
+
+
+class _Carriers:
+    """Unit-variance band-limited EMG carrier and white floor noise per block, generated in block
+    order (filter state carried).
+
+    Fatigue slides the EMG spectrum down: the carrier mixes a high and a low band with the weight
+    ``low_weight(t)`` taken at the block's middle (fatigue changes over minutes, blocks last 10 s).
+    """
+
+    def __init__(self, seed: int, purpose: int, fs: float, n_ch: int, low_weight: Callable[[float], float]) -> None:
+        self.seed, self.purpose, self.fs, self.n_ch = seed, purpose, fs, n_ch
+        self.low_weight = low_weight
+        self.n = round(fs * BLOCK_S)
+        (self.sos_hi, self.g_hi), (self.sos_lo, self.g_lo) = _carrier_filters(fs)
+        self.zi_hi = np.zeros((self.sos_hi.shape[0], 2, n_ch))
+        self.zi_lo = np.zeros((self.sos_lo.shape[0], 2, n_ch))
+        self.next_block = 0
+        self.cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def get(self, block: int) -> tuple[np.ndarray, np.ndarray]:
+        """(carrier, white floor noise), each ``[n, n_ch]`` with unit variance."""
+        if block in self.cache:
+            return self.cache[block]
+        if block < self.next_block:
+            raise RuntimeError(f"synthetic arm: block {block} was discarded (blocks are generated in order)")
+        while self.next_block <= block:
+            rng = _block_rng(self.seed, self.purpose, self.next_block)
+            # Uniform draws are ~6x cheaper than normal ones; the band-pass filters (and the sum of
+            # three for the floor) make the result near-Gaussian anyway.
+            u = rng.random((5, self.n, self.n_ch))
+            u -= 0.5
+            hi, self.zi_hi = signal.sosfilt(self.sos_hi, u[0], axis=0, zi=self.zi_hi)
+            lo, self.zi_lo = signal.sosfilt(self.sos_lo, u[1], axis=0, zi=self.zi_lo)
+            w_lo = self.low_weight((self.next_block + 0.5) * BLOCK_S)
+            hi *= math.sqrt(1.0 - w_lo) * self.g_hi * _UNIFORM_SD
+            hi += lo * (math.sqrt(w_lo) * self.g_lo * _UNIFORM_SD)
+            floor = u[2] + u[3]
+            floor += u[4]
+            floor *= 2.0
+            self.cache[self.next_block] = (hi, floor)
+            self.next_block += 1
+        for old in [b for b in self.cache if b < block - 1]:
+            del self.cache[old]
+        return self.cache[block]
+
+
+class SyntheticArm:
+    """A simulated wearer with a Myo armband and two MyoWare sensors, as a :class:`Device`.
+
+    Parameters
+    ----------
+    seed : seeds the wearer (when ``wearer`` is None), the random schedule (when ``schedule`` is
+        None) and every noise source. Same seed -> bit-identical output for any ``chunk_s``.
+    speed : 1 paces ``read`` like hardware, N runs N x faster, ``inf`` returns data at once.
+    schedule : what the wearer does; default ``Schedule.random(seed, duration_s)``.
+        ``Schedule.idle()`` rests until :meth:`perform` is called.
+    wearer : who wears it; default ``Wearer.random(seed)``.
+    chunk_s : data time returned per ``read``.
+    duration_s : stop after this much data (also stops at a scripted schedule's end).
+    streams : which sensor streams to emit (the ``cue`` stream is always emitted).
+    clock, sleep : wall clock and sleep used for pacing (inject fakes in tests).
+    """
+
+    name = "synthetic"
+
+    def __init__(
+        self,
+        seed: int = 0,
+        speed: float = 1.0,
+        schedule: Schedule | None = None,
+        wearer: Wearer | None = None,
+        chunk_s: float = 0.02,
+        duration_s: float | None = None,
+        streams: tuple[str, ...] = ("forearm_emg", "forearm_imu", "upper_emg"),
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Any] | None = None,
+    ) -> None:
+        if not speed > 0:
+            raise ValueError(f"synthetic arm: speed must be > 0, not {speed}")
+        if not chunk_s > 0:
+            raise ValueError(f"synthetic arm: chunk_s must be > 0, not {chunk_s}")
+        if duration_s is not None and not duration_s > 0:
+            raise ValueError(f"synthetic arm: duration_s must be > 0, not {duration_s}")
+        unknown = [s for s in streams if s not in _SENSOR_STREAMS]
+        if unknown:
+            raise ValueError(f"synthetic arm: unknown streams {unknown}; choose from {sorted(_SENSOR_STREAMS)}")
+        self.seed = int(seed)
+        self.speed = float(speed)
+        self.wearer = wearer if wearer is not None else Wearer.random(self.seed)
+        self.schedule = schedule if schedule is not None else Schedule.random(self.seed, duration_s)
+        self.chunk_s = float(chunk_s)
+        self.duration_s = duration_s
+        self.stream_names = tuple(streams)
+        self._clock = clock
+        self._stop_event = threading.Event()
+        self._sleep = sleep if sleep is not None else self._stop_event.wait
+        self._lock = threading.RLock()
+
+        ends = [e for e in (duration_s, self.schedule.end_s) if e is not None]
+        self.end_s: float | None = min(ends) if ends else None
+        self._chunk_index = 0
+        self._t_emitted = 0.0  # data time up to which samples were emitted
+        self._wall0: float | None = None
+        self._finished = False
+
+        # Compiled behaviour: actions sorted by start, cue changes, posture.
+        self._actions: list[_Action] = []
+        self._action_starts: list[float] = []
+        self._max_action_len = 0.0
+        self._cues: list[tuple[float, int, str]] = [(0.0, 0, REST)]
+        self._cue_seq = 1
+        self._cue_next = 0  # index of the next cue to emit
+        self._n_items_compiled = 0
+        self._compiled_until = -math.inf
+        self._roll_target = 0.0  # posture roll the wearer holds after the compiled actions
+        # Completed posture changes keep their roll forever: (end time, delta) sorted by end.
+        self._posture_ends: list[float] = []
+        self._posture_deltas: list[float] = []
+        self._posture_free_at = 0.0
+        self._n_performed = 0
+
+        self._carr_f = _Carriers(self.seed, _P_FOREARM, FOREARM_EMG.rate_hz, 8, self._low_band_weight)
+        self._carr_u = _Carriers(self.seed, _P_UPPER, UPPER_EMG.rate_hz, 2, self._low_band_weight)
+        self._blocks: dict[int, dict[str, np.ndarray]] = {}
+        self._events_cache: dict[int, tuple[_Action, ...]] = {}
+        self._fixed = self._fixed_parameters()
+        self._gain_f = self.wearer.spatial_gain() ** 2  # [6, 8], used on squared amplitudes
+        self._peak = self.wearer.peak_counts()
+
+    # ------------------------------------------------------------------ Device protocol
+
+    def streams(self) -> list[StreamInfo]:
+        return [_SENSOR_STREAMS[s] for s in self.stream_names] + [EVENT_STREAMS["cue"]]
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "device": "synthetic arm",
+            "model": "emgpilot.signals.synthetic.SyntheticArm",
+            "seed": self.seed,
+            "speed": self.speed if math.isfinite(self.speed) else "max",
+            "chunk_s": self.chunk_s,
+            "duration_s": self.duration_s,
+            "wearer": self.wearer.to_dict(),
+            "schedule": self.schedule.describe(),
+        }
+
+    def start(self) -> None:
+        with self._lock:
+            if self._wall0 is None:
+                self._wall0 = self._clock() - self._t_emitted / self.speed
+            self._stop_event.clear()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    @property
+    def data_time(self) -> float:
+        """Data time of the next sample to be emitted."""
+        return self._t_emitted
+
+    def read(self, timeout: float | None = None) -> list[Message]:
+        """The next ``chunk_s`` of every stream and the cue changes inside it.
+
+        At a finite speed, waits until the chunk is due (wall clock), at most ``timeout``
+        seconds; returns ``[]`` if it is not due by then. Running late, it returns every chunk
+        already due at once (up to 1 s of data).
+        """
+        if self._finished:
+            return []
+        if self._wall0 is None:
+            self.start()
+        n_chunks = 1
+        if math.isfinite(self.speed):
+            assert self._wall0 is not None
+            t_due = self._boundary(self._chunk_index + 1)
+            wait = self._wall0 + t_due / self.speed - self._clock()
+            if wait > 0:
+                if timeout is not None and wait > timeout:
+                    if timeout > 0:
+                        self._sleep(timeout)
+                    return []
+                self._sleep(wait)
+                if self._stop_event.is_set() and self._wall0 + t_due / self.speed - self._clock() > 0:
+                    return []
+            else:
+                behind = (self._clock() - self._wall0) * self.speed
+                n_chunks = max(1, min(int(behind / self.chunk_s) - self._chunk_index, int(1.0 / self.chunk_s)))
+        with self._lock:
+            t0 = self._boundary(self._chunk_index)
+            t1 = self._boundary(self._chunk_index + n_chunks)
+            if self.end_s is not None and t1 >= self.end_s - 1e-9:
+                t1 = self.end_s
+                self._finished = True
+            self._chunk_index += n_chunks
+            msgs = self._produce(t0, t1)
+            self._t_emitted = t1
+            return msgs
+
+    # ------------------------------------------------------------------ live control
+
+    def perform(self, label: str, duration_s: float | None = None) -> float:
+        """Make the wearer perform ``label`` starting at the current data time (thread-safe).
+
+        A wave that needs the other hand orientation is preceded by a posture change, so the
+        gesture (and its cue) starts when the hand has turned. Returns the gesture's start time.
+        """
+        check_label(label)
+        if duration_s is not None and not duration_s > 0:
+            raise ValueError(f"perform({label!r}): duration_s must be > 0, not {duration_s}")
+        with self._lock:
+            now = self._t_emitted
+            self._compile_until(now + _HORIZON_S)
+            jitter = duration_s is None
+            dur = duration_s if duration_s is not None else DEFAULT_PERFORM_S.get(label, DEFAULT_PERFORM_OTHER_S)
+            rng = _block_rng(self.seed, _P_PERFORM, self._n_performed)
+            self._n_performed += 1
+            t_start = self._compile_item(ScheduleItem(now, dur, label, jitter=jitter), None, rng, earliest=now)
+            # The emitted past is unchanged (every new effect starts at or after `now`); blocks
+            # holding any future sample are recomputed.
+            first_dirty = math.floor(now / BLOCK_S)
+            for b in [b for b in self._blocks if b >= first_dirty]:
+                del self._blocks[b]
+            return t_start
+
+    # ------------------------------------------------------------------ internals: time grid
+
+    def _boundary(self, k: int) -> float:
+        return k * self.chunk_s
+
+    @staticmethod
+    def _index(t: float, rate: float) -> int:
+        return math.ceil(t * rate - 1e-6)
+
+    def _produce(self, t0: float, t1: float) -> list[Message]:
+        self._compile_until(t1 + _HORIZON_S)
+        msgs: list[Message] = []
+        while self._cue_next < len(self._cues) and self._cues[self._cue_next][0] < t1:
+            t, _, label = self._cues[self._cue_next]
+            self._cue_next += 1
+            msgs.append(CueEvent(t=t, label=label))
+        for name in self.stream_names:
+            info = _SENSOR_STREAMS[name]
+            i0, i1 = self._index(t0, info.rate_hz), self._index(t1, info.rate_hz)
+            data = self._samples(name, i0, i1)
+            msgs.append(Chunk(info, np.arange(i0, i1, dtype=np.float64) / info.rate_hz, data))
+        keep_from = math.floor(t1 / BLOCK_S) - 1
+        for old in [k for k in self._blocks if k < keep_from]:
+            del self._blocks[old]
+        return msgs
+
+    def _samples(self, name: str, i0: int, i1: int) -> np.ndarray:
+        rate = _SENSOR_STREAMS[name].rate_hz
+        per_block = round(rate * BLOCK_S)
+        parts = []
+        i = i0
+        while i < i1:
+            b = i // per_block
+            j = min(i1, (b + 1) * per_block)
+            parts.append(self._block(b)[name][i - b * per_block : j - b * per_block])
+            i = j
+        if not parts:
+            return self._block(i0 // per_block)[name][:0]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def _block(self, b: int) -> dict[str, np.ndarray]:
+        blk = self._blocks.get(b)
+        if blk is None:
+            blk = self._compose(b)
+            self._blocks[b] = blk
+        return blk
+
+    # ------------------------------------------------------------------ internals: behaviour
+
+    def _fixed_parameters(self) -> dict[str, np.ndarray]:
+        """Per-wearer constants derived from the seed: phases of hum, drift, wander, tremor."""
+        rng = _block_rng(self.seed, _P_WEARER_FIXED, 0)
+        w = self.wearer
+        return {
+            "hum_phase_f": rng.uniform(0, 2 * math.pi, 8),
+            "hum_gain_f": rng.uniform(0.5, 1.5, 8),
+            "hum_phase_u": rng.uniform(0, 2 * math.pi, 2),
+            "drift_period": w.drift_period_s * rng.uniform(0.7, 1.3, 10),
+            "drift_phase": rng.uniform(0, 2 * math.pi, 10),
+            "wander_freq": rng.uniform(0.03, 0.3, (3, 3)),
+            "wander_amp": rng.uniform(0.3, 1.5, (3, 3)),
+            "wander_phase": rng.uniform(0, 2 * math.pi, (3, 3)),
+            "tremor_freq": rng.uniform(0.5, 2.5, 2),
+            "tremor_phase": rng.uniform(0, 2 * math.pi, 2),
+            "offset_wander": rng.uniform(1.0, 4.0, 2),
+        }
+
+    def _compile_until(self, t: float) -> None:
+        if t <= self._compiled_until:
+            return
+        items = self.schedule.items_until(t + 30.0)
+        while self._n_items_compiled < len(items) and items[self._n_items_compiled].t_start < t:
+            i = self._n_items_compiled
+            nxt = items[i + 1] if i + 1 < len(items) else None
+            rng = _block_rng(self.seed, _P_ITEM, i)
+            self._compile_item(items[i], nxt, rng, earliest=0.0)
+            self._n_items_compiled += 1
+        self._compiled_until = t
+
+    def _add_action(self, a: _Action) -> None:
+        k = bisect.bisect_right(self._action_starts, a.t_start)
+        self._action_starts.insert(k, a.t_start)
+        self._actions.insert(k, a)
+        self._max_action_len = max(self._max_action_len, a.t_end - a.t_start)
+
+    def _add_cue(self, t: float, label: str) -> None:
+        bisect.insort(self._cues, (t, self._cue_seq, label))
+        self._cue_seq += 1
+
+    def _compile_item(
+        self, item: ScheduleItem, nxt: ScheduleItem | None, rng: np.random.Generator, earliest: float
+    ) -> float:
+        """Turn one schedule item into actions and cues. Returns the gesture's start time."""
+        w = self.wearer
+        label = item.label
+        t0 = item.t_start
+        # Posture change first if a wave needs the other hand orientation.
+        orient = wave_orientation(label)
+        if orient is not None:
+            target = 0.0 if orient == "palm_down" else w.thumb_up_roll_deg()
+            delta = target - self._roll_target
+            if abs(delta) > 1e-6:
+                peak = w.turn_peak_dps * rng.uniform(0.8, 1.2)
+                dur_turn = 2.0 * abs(delta) / peak
+                if earliest > 0.0:  # live: turn now, gesture after
+                    turn_start = max(earliest, self._posture_free_at)
+                    t0 = turn_start + dur_turn + rng.uniform(0.15, 0.3)
+                else:
+                    turn_start = max(0.0, t0 - dur_turn - rng.uniform(0.15, 0.35))
+                self._add_action(
+                    _Action(turn_start, turn_start + dur_turn, profiles=[_Profile("roll", turn_start, dur_turn, delta)])
+                )
+                k = bisect.bisect_right(self._posture_ends, turn_start + dur_turn)
+                self._posture_ends.insert(k, turn_start + dur_turn)
+                self._posture_deltas.insert(k, delta)
+                self._roll_target = target
+        dur = item.duration
+        if item.jitter:
+            dur = float(np.clip(dur * math.exp(rng.normal(0.0, w.duration_sd)), 0.5 * dur, min(1.5 * dur, dur + 1.0)))
+        if nxt is not None:
+            dur = max(0.2, min(dur, nxt.t_start - 0.3 - t0))
+        vigour = float(np.clip(math.exp(rng.normal(0.0, w.vigour_sd)), 0.55, 1.8))
+        kind = motion_kind(label)
+        ramp_on, ramp_off = rng.uniform(0.05, 0.15), rng.uniform(0.05, 0.15)
+        act = pattern_vector(muscle_pattern(label, w.arm)) * vigour
+        action = _Action(t0, t0 + dur)
+
+        if kind == "rotate" or kind == "hold_roll":
+            sign = 1.0 if label in ("rotate_cw",) else -1.0
+            if kind == "hold_roll":
+                sign = (1.0 if label == "supination" else -1.0) * w.sign
+                amp = rng.uniform(40.0, 70.0)
+                peak = w.turn_peak_dps * rng.uniform(0.8, 1.2)
+            else:
+                amp = rng.uniform(50.0, 85.0) * math.sqrt(vigour)
+                peak = float(np.clip(w.rotate_peak_dps * vigour * rng.uniform(0.85, 1.15), 100.0, 320.0))
+            t_out = 2.0 * amp / peak
+            t_back = 2.0 * amp / (peak * rng.uniform(0.3, 0.45)) if kind == "rotate" else 2.0 * amp / peak
+            dur = max(dur, t_out)
+            action.profiles += [
+                _Profile("roll", t0, t_out, sign * amp),
+                _Profile("roll", t0 + dur, t_back, -sign * amp),
+            ]
+            action.t_end = t0 + dur + t_back
+        elif kind == "wave":
+            direction = 1.0 if wave_primitive(label, w.arm) == "wrist_extension" else -1.0
+            tw = rng.uniform(0.2, 0.3)
+            wobble = -direction * rng.uniform(2.0, 5.0) * vigour
+            acc = direction * rng.uniform(0.05, 0.15) * vigour
+            action.profiles += [_Profile("wobble", t0, tw, wobble), _Profile("wobble", t0 + dur, tw, -wobble)]
+            action.accels += [
+                _Accel(t0, tw, np.array([0.0, 0.0, acc])),
+                _Accel(t0 + dur, tw, np.array([0.0, 0.0, -acc])),
+            ]
+            action.t_end = t0 + dur + tw
+        elif kind == "elbow":
+            amp = rng.uniform(40.0, 70.0) * vigour
+            t_up = rng.uniform(0.5, 0.8)
+            action.profiles += [_Profile("elev", t0, t_up, amp), _Profile("elev", t0 + dur, t_up * 1.2, -amp)]
+            action.t_end = t0 + dur + t_up * 1.2
+        elif kind == "free":
+            act = np.concatenate([rng.uniform(0.0, 0.3, N_FOREARM_MUSCLES), rng.uniform(0.0, 0.2, 2)]) * vigour
+            n_moves = max(1, int(dur / 0.5))
+            for _ in range(n_moves):
+                ts = t0 + rng.uniform(0.0, max(dur - 0.4, 0.01))
+                axis = str(rng.choice(["yaw", "elev", "roll"]))
+                action.profiles.append(_Profile(axis, ts, rng.uniform(0.4, 1.0), rng.normal(0, 15), "bump"))
+                action.accels.append(_Accel(ts, rng.uniform(0.2, 0.5), rng.normal(0.0, 0.1, 3)))
+            action.t_end = t0 + dur + 1.0
+        if kind in ("wave", "rotate", "free") and rng.random() < 0.3:
+            action.artefacts.append(self._artefact(rng, t0 + rng.uniform(0.0, 0.15), "forearm"))
+        action.envelopes.append(_Envelope(t0, t0 + dur, ramp_on, ramp_off, act))
+        self._add_action(action)
+        self._add_cue(t0, label)
+        self._add_cue(t0 + dur, REST)
+        self._posture_free_at = max(self._posture_free_at, action.t_end)
+        return t0
+
+    def _artefact(self, rng: np.random.Generator, t0: float, sensor: str) -> _Artefact:
+        n_ch = 8 if sensor == "forearm" else 2
+        if sensor == "forearm":
+            centre = rng.uniform(0, 8)
+            dist = np.minimum(np.abs(np.arange(8) - centre), 8 - np.abs(np.arange(8) - centre))
+            weights = np.exp(-0.5 * dist**2)
+            amp = rng.lognormal(math.log(8.0), 0.5)
+        else:
+            weights = rng.uniform(0.3, 1.0, n_ch)
+            amp = rng.lognormal(math.log(25.0), 0.5)
+        weights = weights * amp * rng.choice([-1.0, 1.0])
+        return _Artefact(sensor, t0, weights, rng.uniform(3.0, 8.0), rng.uniform(0.05, 0.12))
+
+    def _block_events(self, b: int) -> tuple[_Action, ...]:
+        """Random events starting in block ``b``: small movements and motion artefacts."""
+        cached = self._events_cache.get(b)
+        if cached is not None:
+            return cached
+        events = self._make_block_events(b)
+        self._events_cache[b] = events
+        for old in [k for k in self._events_cache if k < b - 4]:
+            del self._events_cache[old]
+        return events
+
+    def _make_block_events(self, b: int) -> tuple[_Action, ...]:
+        w = self.wearer
+        rng = _block_rng(self.seed, _P_EVENTS, b)
+        t_b = b * BLOCK_S
+        events: list[_Action] = []
+        for _ in range(rng.poisson(w.micro_move_per_min / 60.0 * BLOCK_S)):
+            ts = t_b + rng.uniform(0.0, BLOCK_S)
+            dur = rng.uniform(0.3, 1.0)
+            act = np.zeros(len(MUSCLES))
+            act[rng.integers(N_FOREARM_MUSCLES)] = rng.uniform(0.02, 0.08)
+            a = _Action(ts, ts + dur, envelopes=[_Envelope(ts, ts + dur, dur / 2, dur / 2, act)])
+            for axis in ("yaw", "elev", "roll"):
+                a.profiles.append(_Profile(axis, ts, dur, rng.normal(0.0, 2.5), "bump"))
+            events.append(a)
+        for sensor in ("forearm", "upper"):
+            for _ in range(rng.poisson(w.artefact_per_min / 60.0 * BLOCK_S)):
+                art = self._artefact(rng, t_b + rng.uniform(0.0, BLOCK_S), sensor)
+                events.append(_Action(art.t0, art.t_end, artefacts=[art]))
+        return tuple(events)
+
+    def _posture_roll(self, t_a: float) -> float:
+        """Roll (deg) of the posture changes completed by ``t_a`` (those still running are actions)."""
+        k = bisect.bisect_right(self._posture_ends, t_a)
+        return float(sum(self._posture_deltas[:k]))
+
+    def _actions_for(self, t_a: float, t_b: float) -> list[_Action]:
+        """Compiled and random actions with an effect inside [t_a, t_b); posture changes that
+        ended before ``t_a`` are left to :meth:`_posture_roll`."""
+        hi = bisect.bisect_left(self._action_starts, t_b)
+        lo = bisect.bisect_left(self._action_starts, t_a - self._max_action_len - 1e-9)
+        found = [a for a in self._actions[lo:hi] if a.t_end > t_a]
+        b = math.floor(t_a / BLOCK_S)
+        for bb in range(max(0, b - math.ceil(_MAX_EVENT_S / BLOCK_S)), b + 1):
+            found.extend(a for a in self._block_events(bb) if a.t_end > t_a and a.t_start < t_b)
+        return found
+
+    # ------------------------------------------------------------------ internals: signals
+
+    def _compose(self, b: int) -> dict[str, np.ndarray]:
+        t_a, t_b = b * BLOCK_S, (b + 1) * BLOCK_S
+        self._compile_until(t_b + _HORIZON_S)
+        actions = self._actions_for(t_a, t_b)
+        slow = self._slow(b, actions) if {"forearm_emg", "upper_emg"} & set(self.stream_names) else {}
+        out: dict[str, np.ndarray] = {}
+        for name in self.stream_names:
+            if name == "forearm_emg":
+                out[name] = self._forearm(b, actions, slow)
+            elif name == "upper_emg":
+                out[name] = self._upper(b, actions, slow)
+            else:
+                out[name] = self._imu(b, actions)
+        return out
+
+    def _times(self, b: int, rate: float, extra: int = 0) -> np.ndarray:
+        n = round(rate * BLOCK_S)
+        return (b * n + np.arange(n + extra)) / rate
+
+    def _fatigue(self, t: np.ndarray) -> np.ndarray:
+        return 1.0 - np.exp(-t / self.wearer.fatigue_tau_s)
+
+    def _slow(self, b: int, actions: list[_Action]) -> dict[str, np.ndarray]:
+        """Slowly varying quantities on the 200 Hz grid of the block plus the next block's first
+        point (so the 1 kHz stream can interpolate): muscle activation in counts RMS (with force
+        tremor and fatigue), gain drift, weight of the fatigued low-frequency carrier."""
+        w, f = self.wearer, self._fixed
+        t = self._times(b, FOREARM_EMG.rate_hz, extra=1)
+        act = _eval_activation(actions, t) + w.tonic
+        tremor = (
+            1.0
+            + 0.06 * np.sin(2 * math.pi * f["tremor_freq"][0] * t + f["tremor_phase"][0])
+            + 0.04 * np.sin(2 * math.pi * f["tremor_freq"][1] * t + f["tremor_phase"][1])
+        )
+        fatigue = self._fatigue(t)
+        scale = tremor * (1.0 + w.fatigue_gain * fatigue)
+        drift = 1.0 + w.drift_depth * np.sin(2 * math.pi * t[:, None] / f["drift_period"][None, :] + f["drift_phase"])
+        return {"t": t, "act": act * (scale[:, None] * self._peak[None, :]), "drift": drift}
+
+    def _low_band_weight(self, t: float) -> float:
+        """Share of the low-frequency carrier: grows as the wearer fatigues."""
+        fatigue = 1.0 - math.exp(-t / self.wearer.fatigue_tau_s)
+        return min(0.9, 0.15 + 0.7 * self.wearer.fatigue_slowing * fatigue)
+
+    @staticmethod
+    def _upsample(x: np.ndarray, factor: int) -> np.ndarray:
+        """Linear interpolation of ``[n + 1, ...]`` grid values onto ``n * factor`` samples."""
+        frac = (np.arange(factor) / factor).reshape((1, factor) + (1,) * (x.ndim - 1))
+        y = x[:-1, None] * (1.0 - frac) + x[1:, None] * frac
+        return y.reshape((-1, *x.shape[1:]))
+
+    def _forearm(self, b: int, actions: list[_Action], slow: dict[str, np.ndarray]) -> np.ndarray:
+        w, f = self.wearer, self._fixed
+        t = slow["t"][:-1]
+        carrier, white = self._carr_f.get(b)
+        a = slow["act"][:-1, :N_FOREARM_MUSCLES]
+        amp = np.sqrt((a * a) @ self._gain_f)  # [n, 8] counts RMS of muscle activity
+        floor = w.noise_floor * np.asarray(w.noise_channel)
+        x = amp * carrier + floor[None, :] * white
+        x += w.hum_forearm * f["hum_gain_f"][None, :] * np.sin(
+            2 * math.pi * w.hum_hz * t[:, None] + f["hum_phase_f"][None, :]
+        )
+        x += _eval_artefacts(actions, t, "forearm", 8)
+        x *= np.asarray(w.channel_gains)[None, :] * slow["drift"][:-1, :8]
+        return np.clip(np.rint(x), -128, 127).astype(np.int8)
+
+    def _upper(self, b: int, actions: list[_Action], slow: dict[str, np.ndarray]) -> np.ndarray:
+        w, f = self.wearer, self._fixed
+        factor = round(UPPER_EMG.rate_hz / FOREARM_EMG.rate_hz)
+        t = self._times(b, UPPER_EMG.rate_hz)
+        carrier, white = self._carr_u.get(b)
+        a = slow["act"][:, N_FOREARM_MUSCLES:]
+        # Each sensor also picks up 10 % of the other muscle (cross-talk through the arm).
+        amp = self._upsample(np.sqrt(a * a + (0.1 * a[:, ::-1]) ** 2) * slow["drift"][:, 8:10], factor)
+        x = amp * carrier
+        x += w.upper_noise * white
+        x += w.hum_upper * np.sin(2 * math.pi * w.hum_hz * t[:, None] + f["hum_phase_u"][None, :])
+        x += _eval_artefacts(actions, t, "upper", 2)
+        offset = np.asarray(w.upper_offset)[None, :] + f["offset_wander"][None, :] * np.sin(
+            2 * math.pi * t[:, None] / 97.0 + np.array([0.0, 1.3])[None, :]
+        )
+        return np.clip(np.rint(x + offset), 0, 1023).astype(np.int16)
+
+    def _imu(self, b: int, actions: list[_Action]) -> np.ndarray:
+        w, f = self.wearer, self._fixed
+        t = self._times(b, FOREARM_IMU.rate_hz)
+        n = t.shape[0]
+        ang = _eval_angles(actions, t)
+        deg = math.pi / 180.0
+        angles, rates = {}, {}
+        ang["roll"] = (ang["roll"][0] + self._posture_roll(b * BLOCK_S), ang["roll"][1])
+        for i, axis in enumerate(("yaw", "elev", "roll")):
+            ph = 2 * math.pi * f["wander_freq"][i][:, None] * t[None, :] + f["wander_phase"][i][:, None]
+            wander = (f["wander_amp"][i][:, None] * np.sin(ph)).sum(0)
+            wander_rate = (f["wander_amp"][i][:, None] * 2 * math.pi * f["wander_freq"][i][:, None] * np.cos(ph)).sum(0)
+            angles[axis] = (ang[axis][0] + wander) * deg
+            rates[axis] = (ang[axis][1] + wander_rate) * deg
+        angles["elev"] = angles["elev"] + w.elevation_deg * deg
+        psi = np.full(n, w.band_rotation_deg * deg)
+        # R = Rz(yaw) Ry(-elevation) Rx(roll) Ry(wobble) Rx(band rotation)
+        q, omega = orientation_and_rate(
+            [angles["yaw"], -angles["elev"], angles["roll"], ang["wobble"][0] * deg, psi],
+            [rates["yaw"], -rates["elev"], rates["roll"], ang["wobble"][1] * deg, np.zeros(n)],
+            [2, 1, 0, 1, 0],
+        )
+        r = _quat_to_matrix(q)
+        gravity = r[:, 2, :]  # R^T (0, 0, 1): the specific force of a still sensor, in g
+        lin_f = _eval_accel(actions, t)  # forearm frame -> sensor frame via Ry(wobble) Rx(psi)
+        q_local, _ = orientation_and_rate([ang["wobble"][0] * deg, psi], [np.zeros(n), np.zeros(n)], [1, 0])
+        lin = np.einsum("nji,nj->ni", _quat_to_matrix(q_local), lin_f)
+        rng = _block_rng(self.seed, _P_IMU, b)
+        acc = gravity + lin + rng.normal(0.0, w.acc_noise_g, (n, 3))
+        gyro = omega / deg + np.asarray(w.gyro_bias_dps)[None, :] + rng.normal(0.0, w.gyro_noise_dps, (n, 3))
+        # Quantise like the Myo's int16 fields (quaternion / 16384, acc / 2048 g, gyro / 16 deg/s).
+        out = np.empty((n, 10), dtype=np.float32)
+        out[:, 0:4] = np.rint(q * 16384.0) / 16384.0
+        out[:, 4:7] = np.rint(np.clip(acc, -16, 16) * 2048.0) / 2048.0
+        out[:, 7:10] = np.rint(np.clip(gyro, -2000, 2000) * 16.0) / 16.0
+        return out
+
+    # ------------------------------------------------------------------ helpers for tests/tools
+
+    def label_at(self, t: float) -> str:
+        """Ground-truth cue label in force at data time ``t`` (compiles ahead if needed)."""
+        with self._lock:
+            self._compile_until(t + _HORIZON_S)
+            k = bisect.bisect_right(self._cues, (t, math.inf, ""))
+            return self._cues[k - 1][2] if k else REST
+
+
+def generate(
+    seed: int = 0,
+    duration_s: float = 60.0,
+    schedule: Schedule | None = None,
+    wearer: Wearer | None = None,
+    streams: tuple[str, ...] = ("forearm_emg", "forearm_imu", "upper_emg"),
+    chunk_s: float = BLOCK_S,
+) -> tuple[dict[str, Chunk], list[CueEvent]]:
+    """Generate ``duration_s`` of data at once: one joined chunk per stream, and the cue events."""
+    arm = SyntheticArm(
+        seed=seed, speed=math.inf, schedule=schedule, wearer=wearer, chunk_s=chunk_s, duration_s=duration_s,
+        streams=streams,
+    )
+    parts: dict[str, list[Chunk]] = {s: [] for s in streams}
+    cues: list[CueEvent] = []
+    arm.start()
+    while not arm.finished:
+        for m in arm.read():
+            if isinstance(m, Chunk):
+                parts[m.info.name].append(m)
+            elif isinstance(m, CueEvent):
+                cues.append(m)
+    arm.stop()
+    joined = {
+        s: Chunk(c[0].info, np.concatenate([x.t for x in c]), np.concatenate([x.data for x in c]))
+        for s, c in parts.items()
+    }
+    return joined, cues

@@ -1,0 +1,414 @@
+"""The synthetic arm: determinism, chunk independence, ground truth, physiology and pacing."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import threading
+
+import numpy as np
+import pytest
+
+from emgpilot.signals.device import Device
+from emgpilot.signals.streams import EVENT_STREAMS, FOREARM_EMG, FOREARM_IMU, UPPER_EMG, Chunk, CueEvent
+from emgpilot.signals.synthetic import Schedule, SyntheticArm, Wearer, generate
+from emgpilot.signals.vocabulary import CUE_TO_TARGET, GESTURES
+
+EVERY_LABEL = ["fist", "wrist_flexion", "wrist_extension", "stiffen", "elbow_flexion", "rotate_cw", "rotate_ccw"]
+
+
+def read_all(arm: SyntheticArm) -> tuple[dict[str, Chunk], list[CueEvent]]:
+    parts: dict[str, list[Chunk]] = {}
+    cues: list[CueEvent] = []
+    arm.start()
+    while not arm.finished:
+        for m in arm.read():
+            if isinstance(m, Chunk):
+                parts.setdefault(m.info.name, []).append(m)
+            else:
+                assert isinstance(m, CueEvent)
+                cues.append(m)
+    arm.stop()
+    joined = {
+        k: Chunk(v[0].info, np.concatenate([c.t for c in v]), np.concatenate([c.data for c in v]))
+        for k, v in parts.items()
+    }
+    return joined, cues
+
+
+def rms_between(chunk: Chunk, t0: float, t1: float) -> np.ndarray:
+    m = (chunk.t >= t0) & (chunk.t < t1)
+    x = chunk.data[m].astype(np.float64)
+    x = x - x.mean(axis=0)
+    return np.sqrt((x**2).mean(axis=0))
+
+
+def window_rms(chunk: Chunk, t0: float, t1: float, win: int = 40) -> np.ndarray:
+    """Per-channel RMS of consecutive 200 ms windows (40 samples at 200 Hz): ``[n_windows, 8]``."""
+    m = (chunk.t >= t0) & (chunk.t < t1)
+    x = chunk.data[m].astype(np.float64)
+    n = len(x) // win
+    return np.sqrt((x[: n * win].reshape(n, win, -1) ** 2).mean(axis=1))
+
+
+# --------------------------------------------------------------------------- device contract
+
+
+def test_satisfies_device_protocol_and_declares_streams():
+    arm = SyntheticArm(seed=1, speed=math.inf, duration_s=1.0)
+    assert isinstance(arm, Device)
+    assert arm.streams() == [FOREARM_EMG, FOREARM_IMU, UPPER_EMG, EVENT_STREAMS["cue"]]
+    info = arm.info()
+    assert info["seed"] == 1 and info["wearer"]["arm"] in ("left", "right")
+    only = SyntheticArm(seed=1, speed=math.inf, duration_s=1.0, streams=("forearm_imu",))
+    assert only.streams() == [FOREARM_IMU, EVENT_STREAMS["cue"]]
+    with pytest.raises(ValueError, match="unknown streams"):
+        SyntheticArm(streams=("eeg",))
+
+
+def test_time_starts_at_zero_and_advances_exactly():
+    data, cues = read_all(SyntheticArm(seed=2, speed=math.inf, duration_s=3.0, chunk_s=0.02))
+    for info in (FOREARM_EMG, FOREARM_IMU, UPPER_EMG):
+        c = data[info.name]
+        n = round(3.0 * info.rate_hz)
+        assert len(c) == n
+        np.testing.assert_array_equal(c.t, np.arange(n) / info.rate_hz)
+    assert data["forearm_emg"].data.dtype == np.int8
+    assert data["upper_emg"].data.dtype == np.int16
+    assert cues[0] == CueEvent(t=0.0, label="rest")
+
+
+def test_same_seed_is_bit_identical_and_independent_of_chunk_size():
+    runs = [
+        generate(seed=7, duration_s=25.0, chunk_s=chunk)
+        for chunk in (0.02, 0.137, 1.0, 25.0)
+    ]
+    ref_data, ref_cues = runs[0]
+    for data, cues in runs[1:]:
+        assert cues == ref_cues
+        for name, c in ref_data.items():
+            np.testing.assert_array_equal(data[name].t, c.t)
+            np.testing.assert_array_equal(data[name].data, c.data)
+    other, _ = generate(seed=8, duration_s=25.0)
+    assert not np.array_equal(other["forearm_emg"].data, ref_data["forearm_emg"].data)
+
+
+def test_chunk_independence_also_for_a_stream_subset():
+    full, _ = generate(seed=3, duration_s=12.0)
+    sub, _ = generate(seed=3, duration_s=12.0, streams=("upper_emg",), chunk_s=0.05)
+    np.testing.assert_array_equal(sub["upper_emg"].data, full["upper_emg"].data)
+
+
+# --------------------------------------------------------------------------- schedules and cues
+
+
+def test_scripted_schedule_gives_cues_and_ends():
+    sched = Schedule.scripted([(1.0, 2.0, "fist"), (4.0, 1.5, "stiffen")])
+    arm = SyntheticArm(seed=0, speed=math.inf, schedule=sched)
+    data, cues = read_all(arm)
+    expected = [(0.0, "rest"), (1.0, "fist"), (3.0, "rest"), (4.0, "stiffen"), (5.5, "rest")]
+    assert [(c.t, c.label) for c in cues] == expected
+    assert arm.finished
+    assert data["forearm_emg"].t[-1] == pytest.approx(6.5 - 1 / 200)  # ends 1 s after the last item
+    assert arm.label_at(2.0) == "fist" and arm.label_at(3.5) == "rest"
+
+
+def test_scripted_schedule_rejects_bad_items():
+    with pytest.raises(ValueError, match="unknown synthetic arm label"):
+        Schedule.scripted([(0.0, 1.0, "moonwalk")])
+    with pytest.raises(ValueError, match="overlap"):
+        Schedule.scripted([(0.0, 2.0, "fist"), (1.0, 1.0, "stiffen")])
+    with pytest.raises(ValueError, match="duration"):
+        Schedule.scripted([(0.0, -1.0, "fist")])
+
+
+def test_random_schedule_labels_are_known_and_cover_the_vocabulary():
+    sched = Schedule.random(seed=4, duration_s=600.0, other_motion_rate=0.2)
+    items = sched.items_until(600.0)
+    labels = {it.label for it in items}
+    assert set(GESTURES) <= labels
+    assert {lab for lab in labels if CUE_TO_TARGET[lab] is None}, "no non-vocabulary motion was mixed in"
+    assert all(b.t_start >= a.t_end for a, b in itertools.pairwise(items))
+    _, cues = generate(seed=4, duration_s=120.0, schedule=Schedule.random(seed=4, duration_s=120.0))
+    # Cue changes alternate gesture / rest and every label is a known cue label.
+    assert all(c.label in CUE_TO_TARGET for c in cues)
+    assert all((a.label == "rest") != (b.label == "rest") for a, b in itertools.pairwise(cues))
+    assert all(b.t >= a.t for a, b in itertools.pairwise(cues))
+
+
+def test_idle_schedule_runs_until_duration():
+    data, cues = generate(seed=1, duration_s=5.0, schedule=Schedule.idle())
+    assert cues == [CueEvent(t=0.0, label="rest")]
+    assert len(data["forearm_emg"]) == 1000
+
+
+# --------------------------------------------------------------------------- physiology
+
+
+@pytest.fixture(scope="module")
+def every_gesture() -> tuple[dict[str, Chunk], list[tuple[float, float, str]]]:
+    items = [(2.0 + 6.0 * i, 3.0, label) for i, label in enumerate(EVERY_LABEL)]
+    items += [(50.0, 3.0, "wave_down"), (56.0, 3.0, "wave_left")]
+    data, _ = generate(seed=11, duration_s=62.0, schedule=Schedule.scripted(items), wearer=Wearer())
+    return data, items
+
+
+def test_gestures_raise_emg_in_the_right_places(every_gesture):
+    data, items = every_gesture
+    emg, upper = data["forearm_emg"], data["upper_emg"]
+    rest = rms_between(emg, 0.2, 1.8)
+    rest_up = rms_between(upper, 0.2, 1.8)
+    level = {label: rms_between(emg, t0 + 0.5, t0 + dur - 0.3) for t0, dur, label in items}
+    upper_level = {label: rms_between(upper, t0 + 0.5, t0 + dur - 0.3) for t0, dur, label in items}
+    for label in ("fist", "wrist_flexion", "wrist_extension"):
+        assert level[label].mean() > 3 * rest.mean(), label
+    # Flexion and extension light up opposite sides of the forearm; fist uses both, flexors more.
+    g = Wearer().spatial_gain()
+    flexor_ch, extensor_ch = int(np.argmax(g[1])), int(np.argmax(g[0]))
+    assert level["wrist_flexion"][flexor_ch] > 2 * level["wrist_flexion"][extensor_ch]
+    assert level["wrist_extension"][extensor_ch] > 2 * level["wrist_extension"][flexor_ch]
+    assert level["fist"][flexor_ch] > level["fist"][extensor_ch] > 2 * rest[extensor_ch]
+    # Stiffen co-contracts biceps and triceps; elbow flexion is the biceps alone.
+    biceps, triceps = upper_level["stiffen"]
+    assert biceps > 8 * rest_up[0] and triceps > 8 * rest_up[1]
+    eb, et = upper_level["elbow_flexion"]
+    assert eb > 8 * rest_up[0] and et < 3 * rest_up[1]
+    assert upper_level["fist"][1] < 0.3 * triceps
+
+
+def test_rotations_are_gyro_bursts_about_the_forearm_axis_with_direction(every_gesture):
+    data, items = every_gesture
+    imu = data["forearm_imu"]
+    for t0, _dur, label in items:
+        if not label.startswith("rotate"):
+            continue
+        m = (imu.t >= t0) & (imu.t < t0 + 1.0)
+        gx = imu.data[m, 7]
+        peak = gx[np.argmax(np.abs(gx))]
+        assert 100 <= abs(peak) <= 330, (label, peak)
+        assert np.sign(peak) == (1 if label == "rotate_cw" else -1), label
+        # The other axes stay small compared with the rotation.
+        assert np.abs(imu.data[m, 8:10]).max() < 0.3 * abs(peak)
+
+
+def test_accelerometer_and_quaternion_follow_hand_orientation(every_gesture):
+    data, items = every_gesture
+    imu = data["forearm_imu"]
+
+    def during(label):
+        t0, dur, _ = next(it for it in items if it[2] == label)
+        m = (imu.t >= t0 + 0.5) & (imu.t < t0 + dur - 0.3)
+        return imu.data[m]
+
+    palm_down, thumb_up = during("wave_down"), during("wave_left")
+    acc_pd, acc_tu = palm_down[:, 4:7].mean(0), thumb_up[:, 4:7].mean(0)
+    assert np.linalg.norm(acc_pd) == pytest.approx(1.0, abs=0.05)
+    assert acc_pd[2] > 0.9 and abs(acc_pd[1]) < 0.2  # median wearer: band not rotated, palm down: +z up
+    assert acc_tu[1] > 0.9 and abs(acc_tu[2]) < 0.2  # right arm thumb up: +y up
+    # The quaternion rotates the sensor's gravity reading back onto world up.
+    for rows in (palm_down, thumb_up):
+        q, acc = rows[:, 0:4].astype(np.float64), rows[:, 4:7].astype(np.float64)
+        w, x, y, z = q.T
+        up = np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], axis=1)  # R^T e_z
+        cos = (up * acc).sum(1) / np.linalg.norm(acc, axis=1)
+        assert cos.min() > 0.97
+    # The posture change between them is a slow turn, far below a rotate gesture's speed.
+    m = (imu.t > 53.0) & (imu.t < 56.0)
+    assert 40 < np.abs(imu.data[m, 7]).max() < 150
+
+
+def test_waves_move_the_accelerometer_a_little(every_gesture):
+    data, items = every_gesture
+    imu = data["forearm_imu"]
+    t0 = next(it[0] for it in items if it[2] == "wave_down")
+    onset = (imu.t >= t0) & (imu.t < t0 + 0.35)
+    quiet = (imu.t >= t0 + 1.0) & (imu.t < t0 + 2.5)
+    swing = np.ptp(imu.data[onset, 6])
+    assert 0.03 < swing < 0.5
+    assert np.ptp(imu.data[quiet, 6]) < swing
+
+
+def test_left_arm_mirrors_thumb_up_and_wave_muscles():
+    items = [(2.0, 3.0, "wave_left"), (7.0, 3.0, "wave_right")]
+    left = Wearer(arm="left")
+    data, _ = generate(seed=2, duration_s=11.0, schedule=Schedule.scripted(items), wearer=left)
+    imu, emg = data["forearm_imu"], data["forearm_emg"]
+    m = (imu.t > 2.5) & (imu.t < 4.5)
+    assert imu.data[m, 5].mean() < -0.9  # left arm thumb up: -y up
+    g = left.spatial_gain()
+    flexor_ch, extensor_ch = int(np.argmax(g[1])), int(np.argmax(g[0]))
+    wave_left = rms_between(emg, 2.5, 4.7)
+    wave_right = rms_between(emg, 7.5, 9.7)
+    # On a left arm, a wave to the left is a wrist extension.
+    assert wave_left[extensor_ch] > 2 * wave_left[flexor_ch]
+    assert wave_right[flexor_ch] > 2 * wave_right[extensor_ch]
+
+
+def test_armband_rotation_shifts_channels_fractionally():
+    w0, w1 = Wearer(band_rotation_deg=0.0), Wearer(band_rotation_deg=45.0)
+    g0, g1 = w0.spatial_gain(), w1.spatial_gain()
+    np.testing.assert_allclose(g1, np.roll(g0, -1, axis=1), atol=1e-12)  # one electrode pitch = one channel
+    half = Wearer(band_rotation_deg=22.5).spatial_gain()
+    assert not np.allclose(half, g0) and not np.allclose(half, g1)
+
+
+# --------------------------------------------------------------------------- levels
+
+
+def test_twenty_wearers_span_plausible_myo_levels():
+    """Synthetic-only bounds (from the real measurements in docs/readme/synthetic.md)."""
+    rest_med, fist_med, ext_max = [], [], []
+    for seed in range(20):
+        items = [(1.0, 3.0, "fist"), (5.0, 3.0, "wrist_extension")]
+        data, _ = generate(seed=seed, duration_s=9.0, schedule=Schedule.scripted(items), streams=("forearm_emg",))
+        emg = data["forearm_emg"]
+        rest_med.append(np.median(window_rms(emg, 0.0, 0.9).mean(1)))
+        fist_med.append(np.median(window_rms(emg, 1.4, 3.8).mean(1)))
+        ext_max.append(np.median(window_rms(emg, 5.4, 7.8).max(1)))
+    rest_med, fist_med, ext_max = map(np.array, (rest_med, fist_med, ext_max))
+    # Real Myo subjects (cote_allard_myo, 28 sessions): rest 1.5-5.3, fist 5.4-33, extension max-channel 34-72.
+    assert 1.2 <= rest_med.min() and rest_med.max() <= 6.5
+    assert 3.5 <= fist_med.min() and fist_med.max() <= 45 and np.ptp(fist_med) > 10
+    assert 15 <= ext_max.min() and ext_max.max() <= 110
+    assert (fist_med > 2 * rest_med).all()
+
+
+def test_synthetic_levels_overlap_the_real_recordings(shared_data):
+    """Medians of the 20 wearers fall inside the range of real subjects, rest and active."""
+    files = sorted((shared_data / "cote_allard_myo").glob("*.npz"))
+    if not files:
+        pytest.skip("no cote_allard_myo recordings in the shared data")
+    real: dict[str, list[float]] = {"rest": [], "fist": [], "wrist_flexion": [], "wrist_extension": []}
+    for f in files:
+        with np.load(f, allow_pickle=False) as d:
+            names = [str(n) for n in d["class_names"]]
+            emg, labels = d["emg"].astype(np.float64), d["labels"]
+        n = len(emg) // 40
+        win_rms = np.sqrt((emg[: n * 40].reshape(n, 40, 8) ** 2).mean(1)).mean(1)
+        win_lab = labels[: n * 40].reshape(n, 40)
+        for cls in real:
+            k = names.index(cls)
+            real[cls].append(float(np.median(win_rms[(win_lab == k).all(1)])))
+    synth: dict[str, list[float]] = {k: [] for k in real}
+    items = [(1.0, 3.0, "fist"), (5.0, 3.0, "wrist_flexion"), (9.0, 3.0, "wrist_extension")]
+    for seed in range(20):
+        data, _ = generate(seed=seed, duration_s=13.0, schedule=Schedule.scripted(items), streams=("forearm_emg",))
+        emg = data["forearm_emg"]
+        synth["rest"].append(float(np.median(window_rms(emg, 0.0, 0.9).mean(1))))
+        for t0, dur, label in items:
+            synth[label].append(float(np.median(window_rms(emg, t0 + 0.4, t0 + dur - 0.2).mean(1))))
+    for cls in real:
+        lo, hi = np.percentile(real[cls], [0, 100])
+        s_med = np.median(synth[cls])
+        assert lo <= s_med <= hi, (cls, s_med, lo, hi)
+        # The wearers spread over a good part of the real range (weak and strong users).
+        inside = np.mean([(lo * 0.8 <= v <= hi * 1.25) for v in synth[cls]])
+        assert inside >= 0.8, (cls, synth[cls], lo, hi)
+
+
+# --------------------------------------------------------------------------- live control and pacing
+
+
+def test_perform_from_another_thread_starts_at_current_data_time():
+    arm = SyntheticArm(seed=5, speed=math.inf, schedule=Schedule.idle(), chunk_s=0.1, duration_s=6.0)
+    arm.start()
+    got: list = []
+    for _ in range(10):  # 1 s of rest
+        got += arm.read()
+    result: list[float] = []
+    worker = threading.Thread(target=lambda: result.append(arm.perform("fist", duration_s=1.5)))
+    worker.start()
+    worker.join(5.0)
+    assert not worker.is_alive()
+    while not arm.finished:
+        got += arm.read()
+    arm.stop()
+    assert result == [pytest.approx(1.0)]
+    cues = [m for m in got if isinstance(m, CueEvent)]
+    assert [(c.t, c.label) for c in cues] == [(0.0, "rest"), (pytest.approx(1.0), "fist"), (pytest.approx(2.5), "rest")]
+    parts = [m for m in got if isinstance(m, Chunk) and m.info is FOREARM_EMG]
+    emg = Chunk(FOREARM_EMG, np.concatenate([c.t for c in parts]), np.concatenate([c.data for c in parts]))
+    assert rms_between(emg, 1.3, 2.3).mean() > 3 * rms_between(emg, 0.0, 1.0).mean()
+
+
+def test_perform_does_not_change_the_emitted_past():
+    ref, _ = generate(seed=6, duration_s=4.0, schedule=Schedule.idle())
+    arm = SyntheticArm(seed=6, speed=math.inf, schedule=Schedule.idle(), chunk_s=0.25, duration_s=4.0)
+    arm.start()
+    first = [m for _ in range(8) for m in arm.read() if isinstance(m, Chunk) and m.info is FOREARM_EMG]
+    arm.perform("wave_left")  # needs a posture change first: the gesture starts later
+    assert arm.label_at(arm.data_time + 0.1) == "rest"
+    past = np.concatenate([c.data for c in first])
+    np.testing.assert_array_equal(past, ref["forearm_emg"].data[: len(past)])
+    later, _ = read_all(arm)
+    # ...while the future does change (the wearer turns the hand, then waves).
+    assert not np.array_equal(later["forearm_imu"].data, ref["forearm_imu"].data[-len(later["forearm_imu"]) :])
+
+
+def test_perform_wave_turns_the_hand_first():
+    arm = SyntheticArm(seed=6, speed=math.inf, schedule=Schedule.idle(), chunk_s=0.5, duration_s=8.0, wearer=Wearer())
+    arm.start()
+    arm.read()
+    t_gesture = arm.perform("wave_right")
+    assert 1.0 < t_gesture - 0.5 < 3.5  # a leisurely 90 degree turn takes a second or two
+    data, cues = read_all(arm)
+    assert "wave_right" in [c.label for c in cues]
+    imu = data["forearm_imu"]
+    m = (imu.t > t_gesture) & (imu.t < t_gesture + 0.5)
+    assert imu.data[m, 5].mean() > 0.9  # thumb up by the time the wave starts
+
+
+def test_perform_rejects_unknown_labels():
+    arm = SyntheticArm(seed=0, speed=math.inf, schedule=Schedule.idle(), duration_s=1.0)
+    with pytest.raises(ValueError, match="unknown synthetic arm label"):
+        arm.perform("backflip")
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_paces_like_hardware_at_speed_one_with_a_fake_clock():
+    clock = FakeClock()
+    arm = SyntheticArm(seed=1, speed=1.0, chunk_s=0.02, duration_s=1.0, clock=clock, sleep=clock.sleep)
+    arm.start()
+    msgs = arm.read()  # the first 20 ms are due 20 ms after start
+    assert clock.sleeps == [pytest.approx(0.02)]
+    assert len(next(m for m in msgs if isinstance(m, Chunk) and m.info is FOREARM_EMG)) == 4
+    assert arm.read(timeout=0.005) == []  # not due yet: waits only the timeout
+    assert clock.sleeps[-1] == pytest.approx(0.005)
+    assert arm.read(timeout=0.0) == []
+    clock.now += 0.5  # the consumer fell behind: everything due comes at once
+    msgs = arm.read()
+    emg = next(m for m in msgs if isinstance(m, Chunk) and m.info is FOREARM_EMG)
+    assert emg.t[0] == pytest.approx(0.02) and emg.t_end == pytest.approx(0.52 - 0.005)
+
+
+def test_speed_ten_paces_ten_times_faster():
+    clock = FakeClock()
+    arm = SyntheticArm(seed=1, speed=10.0, chunk_s=0.1, duration_s=1.0, clock=clock, sleep=clock.sleep)
+    arm.start()
+    while not arm.finished:
+        arm.read()
+    assert clock.now - 100.0 == pytest.approx(0.1)
+
+
+def test_stop_interrupts_a_pacing_wait():
+    arm = SyntheticArm(seed=1, speed=1e-3, chunk_s=0.02, duration_s=1.0)  # would wait 20 s
+    arm.start()
+    timer = threading.Timer(0.05, arm.stop)
+    timer.start()
+    try:
+        assert arm.read() == []
+    finally:
+        timer.cancel()
+        timer.join()
