@@ -54,6 +54,13 @@ from emgpilot.signals.streams import (
 log = logging.getLogger(__name__)
 
 SENSOR_NAMES = {s.name for s in SENSOR_STREAMS}
+
+FEED_GAPS = False
+"""Whether GapEvents of the inputs are pushed into the pipeline. Off for now: Pipeline.push marks
+a source absent on a GapEvent (watermark +inf), each stage's watermark is then stuck at +inf, so a
+multi-input stage (fusion) never advances again once the data resumes. Imported datasets carry a
+GapEvent between every original file, so evaluation would stop after the first file. Without the
+events the pipeline sees a time jump, which its stages (causal filters, tick grids) handle."""
 TIMELINE_RATE_HZ = 20.0
 
 
@@ -191,7 +198,9 @@ def synthetic_session(seed: int, duration_s: float) -> Session:
     """One synthetic wearer (all 8 gestures, a random cue schedule), generated in memory."""
     from emgpilot.signals.synthetic import Schedule, SyntheticArm
 
-    arm = SyntheticArm(seed=seed, speed=math.inf, duration_s=duration_s, schedule=Schedule.random(seed=seed))
+    arm = SyntheticArm(
+        seed=seed, speed=math.inf, duration_s=duration_s, schedule=Schedule.random(seed, duration_s), chunk_s=0.25
+    )
     messages: list[Message] = []
     arm.start()
     try:
@@ -260,11 +269,10 @@ def evaluate_session(
         result.error = f"{session.source or session.name}: no sensor stream ({', '.join(sorted(SENSOR_NAMES))})"
         return result
     names = {s.name for s in sources}
-    feed = [
-        m
-        for m in session.messages
-        if (isinstance(m, Chunk) and m.info.name in names) or (isinstance(m, GapEvent) and m.source_stream in names)
-    ]
+    gaps = [m for m in session.messages if isinstance(m, GapEvent) and m.source_stream in names]
+    feed: list[Message] = [m for m in session.messages if isinstance(m, Chunk) and m.info.name in names]
+    if FEED_GAPS:
+        feed.extend(gaps)
     feed.sort(key=message_time)  # stable: each stream keeps its own order
     if pipeline_factory is None:
         from emgpilot.build import build_pipeline
@@ -302,14 +310,15 @@ def evaluate_session(
     result.duration_s = t_end - t_start
     result.has_imu = FOREARM_IMU.name in names
     data_end = t_end + 1.0 / max(s.rate_hz for s in sources)
-    result.events = score_events(cues, gestures, data_end, result.has_imu, grace_s)
+    breaks = sorted({float(g.t_resume) for g in gaps if math.isfinite(g.t_resume)})
+    result.events = score_events(cues, gestures, data_end, result.has_imu, grace_s, breaks)
 
     t_dec, dec = _concat(decisions)
     y_pred = dec[:, 0].astype(np.int64) if len(t_dec) else np.zeros(0, dtype=np.int64)
-    y_true = window_truth(cues, t_dec, data_end, result.has_imu)
+    y_true = window_truth(cues, t_dec, data_end, result.has_imu, breaks)
     result.windows = score_windows(y_true, y_pred)
 
-    windows = cue_windows(cues, data_end)
+    windows = cue_windows(cues, data_end, breaks)
     train_flags = repetition_split(windows)
 
     def train_of(times: np.ndarray) -> np.ndarray:
@@ -327,7 +336,7 @@ def evaluate_session(
         result.baseline = evaluate_baseline(
             t_emg,
             x_emg,
-            lambda times: window_truth(cues, times, data_end, result.has_imu),
+            lambda times: window_truth(cues, times, data_end, result.has_imu, breaks),
             train_of,
             fs,
             _segments(t_emg, fs),

@@ -56,10 +56,12 @@ class CueWindow:
         return self.offset - self.onset
 
 
-def cue_windows(cues: Iterable[CueEvent], t_end: float) -> list[CueWindow]:
+def cue_windows(cues: Iterable[CueEvent], t_end: float, breaks: Iterable[float] = ()) -> list[CueWindow]:
     """Cut the cue transitions into runs of one label; the last run ends at ``t_end``.
 
-    Consecutive cues with the same label merge into one window.
+    Consecutive cues with the same label merge into one window, except across a ``break``: the
+    time data resumes after a gap (separate recordings of one label, e.g. sign-language samples,
+    stay separate windows).
     """
     ordered = sorted(cues, key=lambda c: c.t)
     runs: list[list[Any]] = []
@@ -67,11 +69,16 @@ def cue_windows(cues: Iterable[CueEvent], t_end: float) -> list[CueWindow]:
         if runs and runs[-1][1] == cue.label:
             continue
         runs.append([float(cue.t), cue.label])
+    cuts = sorted(float(b) for b in breaks)
     out = []
     for i, (onset, label) in enumerate(runs):
         offset = runs[i + 1][0] if i + 1 < len(runs) else max(float(t_end), onset)
-        if offset > onset:
-            out.append(CueWindow(onset, offset, label, cue_target(label)))
+        target = cue_target(label)
+        lo, hi = np.searchsorted(cuts, [onset, offset], side="right")
+        for cut in [*cuts[lo:hi], offset]:
+            if cut > onset:
+                out.append(CueWindow(onset, min(cut, offset), label, target))
+                onset = cut
     return out
 
 
@@ -192,6 +199,7 @@ def score_events(
     t_end: float,
     has_imu: bool,
     grace_s: float = GRACE_S,
+    breaks: Iterable[float] = (),
 ) -> EventScore:
     """Score gesture events against cues (see the module docstring for the rules).
 
@@ -202,13 +210,14 @@ def score_events(
     t_end : end of the data (closes the last cue window).
     has_imu : whether the recording had a forearm IMU (decides how waves and rotations score).
     grace_s : how long after a cue's offset an event still answers it.
+    breaks : times data resumed after a gap (see :func:`cue_windows`).
 
     Notes
     -----
     When the next non-rest cue starts within the grace period, the search for an answer stops at
     that onset, so one event never answers two cues.
     """
-    windows = cue_windows(cues, t_end)
+    windows = cue_windows(cues, t_end, breaks)
     events = sorted(events, key=lambda e: e.t)
     times = np.array([e.t for e in events], dtype=float)
     score = EventScore()
@@ -278,9 +287,11 @@ def decision_class(target: str | None, has_imu: bool) -> int:
     return DECISION_CLASSES.index(primitive) if primitive in DECISION_CLASSES else UNLABELLED
 
 
-def window_truth(cues: Iterable[CueEvent], times: np.ndarray, t_end: float, has_imu: bool) -> np.ndarray:
+def window_truth(
+    cues: Iterable[CueEvent], times: np.ndarray, t_end: float, has_imu: bool, breaks: Iterable[float] = ()
+) -> np.ndarray:
     """True decision class at each time (the cue in force at that instant), UNLABELLED if none."""
-    windows = cue_windows(cues, t_end)
+    windows = cue_windows(cues, t_end, breaks)
     truth = np.full(len(times), UNLABELLED, dtype=np.int64)
     if not windows:
         return truth

@@ -205,3 +205,12 @@ def test_json_safe_replaces_nan():
         "b": [1.5, None],
         "c": 3,
     }
+
+
+def test_gaps_split_runs_of_one_label():
+    # Three 2 s sign-language samples back to back, separated by data gaps resuming at 3 and 6.
+    c = cues((0, "sign_letter"))
+    w = cue_windows(c, t_end=8.0, breaks=[3.0, 6.0])
+    assert [(x.onset, x.offset) for x in w] == [(0, 3), (3, 6), (6, 8)]
+    s = score_events(c, [ev(1.0, "fist"), ev(3.5, "fist")], t_end=8.0, has_imu=True, breaks=[3.0, 6.0])
+    assert (s.other_windows, s.other_with_event) == (3, 2)
