@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -46,7 +48,7 @@ def _check_session(s: ImportedSession) -> None:
     cue_times = [message_time(m) for m in s.messages if isinstance(m, CueEvent)]
     assert cue_times == sorted(cue_times)
     segs = s.metadata["segments"]
-    assert all(a["t_end"] < b["t_start"] for a, b in zip(segs, segs[1:], strict=False))
+    assert all(a["t_end"] < b["t_start"] for a, b in itertools.pairwise(segs))
     gaps = [m for m in s.messages if isinstance(m, GapEvent)]
     assert len(gaps) == len(segs) - 1
 
