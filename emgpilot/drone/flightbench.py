@@ -297,7 +297,9 @@ def fly_course(
     history: list[Message] = []
 
     def advance(t: float) -> None:
-        history.extend(pilot.process(source.run_until(t)))
+        batch = source.run_until(t)
+        history.extend(m for m in batch if isinstance(m, GestureEvent))
+        history.extend(pilot.process(batch))
 
     advance(1.0)
     pilot.takeoff("bench")
@@ -373,8 +375,8 @@ def run_flight_bench(args: Any) -> dict[str, Any]:
     """``emgpilot bench --flight``: fly the course with several simulated wearers.
 
     ``args`` may carry ``wearers`` (default 4), ``seed`` (first wearer seed, default 0),
-    ``course`` (a course TOML), ``mapping`` (a mapping TOML), ``oracle`` (perfect recognition)
-    and ``short`` (the two-hoop course).
+    ``course`` (a course TOML), ``mapping`` (a mapping TOML), ``oracle`` (perfect recognition),
+    ``short`` (the two-hoop course) and ``max_gestures`` (per wearer, default 120).
     """
     from emgpilot.drone.course import load_course
     from emgpilot.drone.mapper import load_mapping
@@ -385,6 +387,9 @@ def run_flight_bench(args: Any) -> dict[str, Any]:
     course_cfg = short_course() if getattr(args, "short", False) else load_course(course_path)
     mapping = load_mapping(getattr(args, "mapping", None))
     oracle = bool(getattr(args, "oracle", False))
+    flight_cfg = FlightConfig()
+    if getattr(args, "max_gestures", None):
+        flight_cfg.max_gestures = int(args.max_gestures)
     wall0 = time.perf_counter()
     per_wearer = []
     recognition = "oracle" if oracle else "pipeline"
@@ -392,7 +397,7 @@ def run_flight_bench(args: Any) -> dict[str, Any]:
         seed = seed0 + k
         source: GestureSource = OracleSource() if oracle else ArmSource(seed)
         try:
-            res = fly_course(source, course_cfg, mapping)
+            res = fly_course(source, course_cfg, mapping, flight_cfg)
         finally:
             source.close()
         res.pop("trials")
