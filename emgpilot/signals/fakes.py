@@ -603,6 +603,11 @@ class FakeMyoWareBoard(_FakeDevice):
         self._garbage_rng = np.random.default_rng(seed + 1)
         self._now = 0.0
 
+    @property
+    def stream_time(self) -> float:
+        """Seconds of the fake's own clock covered by the samples it made."""
+        return self._now - getattr(self, "_t_base", self._now)
+
     def reset_board(self, garbage_s: float = 2.0) -> None:
         """The board reboots: ``garbage_s`` of noise, then records with a restarted counter."""
         self._boot_until = self._now + garbage_s

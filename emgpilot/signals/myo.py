@@ -243,6 +243,8 @@ class MyoDevice(PortDevice):
             return out
         while not self._stop.is_set():
             data = self._ser.read(max(self._ser.in_waiting, 1))
+            if data and self._ser.in_waiting:
+                data += self._ser.read(self._ser.in_waiting)
             now = self.clock()
             if data:
                 self.counters["bytes"] += len(data)

@@ -399,8 +399,9 @@ class PortDevice:
 
         Raises on a vanished port; marks the device silent after ``silence_s`` without bytes.
         """
-        waiting = ser.in_waiting
-        data = ser.read(min(max(waiting, 1), 1 << 15))
+        data = ser.read(min(max(ser.in_waiting, 1), 1 << 15))
+        if data and ser.in_waiting:  # read(1) woke on the first byte of a burst: take the rest too
+            data += ser.read(min(ser.in_waiting, 1 << 15))
         now = self.clock()
         if data:
             self.counters["bytes"] += len(data)
