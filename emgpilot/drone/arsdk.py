@@ -243,7 +243,6 @@ SPECS: tuple[CommandSpec, ...] = (
     _spec("common.CommonState.AllStatesChanged", (0, 5, 0)),
     _spec("common.CommonState.BatteryStateChanged", (0, 5, 1), [("percent", "u8")]),
     _spec("common.CommonState.WifiSignalChanged", (0, 5, 7), [("rssi", "i16")], acked=False),
-    _spec("ardrone3.Piloting.FlatTrim", (1, 0, 0)),
     _spec("ardrone3.Piloting.TakeOff", (1, 0, 1)),
     _spec(
         "ardrone3.Piloting.PCMD",

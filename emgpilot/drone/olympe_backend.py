@@ -74,8 +74,13 @@ def import_olympe(log_level: str = "WARNING") -> ModuleType:
         loader_log.addFilter(quiet)  # its INFO lines are printed during the import itself
         try:
             with warnings.catch_warnings():
+                # Olympe's own import-time noise, not ours: its SDL2 notice, and the escape
+                # sequences in the docstrings it compiles for every message.
                 warnings.filterwarnings("ignore", message="Using SDL2 binaries", category=UserWarning)
+                warnings.filterwarnings("ignore", category=DeprecationWarning)
+                warnings.filterwarnings("ignore", category=SyntaxWarning)
                 import olympe
+                import olympe.messages  # builds every message class (~1 s)
         except ImportError as e:
             raise OlympeUnavailable(
                 f"Olympe is not available ({e}); install the extra: pip install 'emgpilot[bebop]' "
@@ -233,6 +238,7 @@ class OlympeBackend:
         """Why the last connect failed (for the GUI status line)."""
 
         self._lock = threading.Lock()
+        self._changed = threading.Condition()  # notified on every Olympe event and link change
         self._jobs: queue.Queue[tuple[Callable[[], Any], concurrent.futures.Future] | None] = queue.Queue()
         self._worker: threading.Thread | None = None
         self._drone: Any = None
@@ -365,6 +371,18 @@ class OlympeBackend:
             self._subscriber = None
         drone.destroy()
 
+    def wait_until(self, predicate: Callable[[OlympeBackend], bool], timeout: float) -> bool:
+        """Block until ``predicate(self)`` holds (re-checked on every Olympe event, at least
+        every 0.1 s) or ``timeout`` passes; returns its last value. For tests and scripts."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not predicate(self):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return bool(predicate(self))
+                self._changed.wait(min(remaining, 0.1))
+        return True
+
     @property
     def link(self) -> str:
         """disconnected / connecting / connected / lost (the drone stopped answering)."""
@@ -441,6 +459,8 @@ class OlympeBackend:
     # ------------------------------------------------------------------ telemetry
     def _on_event(self, event: Any, _scheduler: Any = None) -> None:
         """Olympe's thread: keep the latest value of every telemetry message."""
+        with self._changed:
+            self._changed.notify_all()
         message = getattr(event, "message", None)
         if message is None:
             return

@@ -110,6 +110,11 @@ class VirtualBebop:
     answer_optional : answer Olympe's optional protobuf requests (connect in < 1 s instead of ~12 s).
     gps : send a GPS position (around ``home``); False sends "unavailable" (500) like indoors.
     name, serial : what the discovery JSON advertises.
+    tick_s : period of the loop (simulation step, retries, keep-alive).
+    keepalive_idle_s : ping after this long without hearing the controller; 3 unanswered
+        pings in a row = link lost (the drone hovers).
+    time_scale : simulated seconds per wall-clock second (> 1 makes tests fly faster; the
+        protocol timers stay in wall-clock time).
     """
 
     def __init__(
@@ -125,6 +130,8 @@ class VirtualBebop:
         name: str = "Bebop2-virtual",
         serial: str = "EMGPILOTVIRTUAL01",
         tick_s: float = 0.005,
+        keepalive_idle_s: float = arsdk.KEEPALIVE_IDLE_S,
+        time_scale: float = 1.0,
     ) -> None:
         self.host = require_loopback(host, "host")
         self._want_discovery_port = discovery_port
@@ -137,6 +144,10 @@ class VirtualBebop:
         self.name = name
         self.serial = serial
         self.tick_s = tick_s
+        self.keepalive_idle_s = keepalive_idle_s
+        if time_scale <= 0:
+            raise ValueError(f"virtual Bebop: time_scale must be positive, got {time_scale}")
+        self.time_scale = float(time_scale)
 
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
@@ -564,7 +575,7 @@ class VirtualBebop:
         dt = now - self._last_step
         self._last_step = now
         if dt > 0:
-            self.sim.step(min(dt, 0.5))
+            self.sim.step(min(dt, 0.5) * self.time_scale)
         session = self._session
         if session is None:
             self.sim.pop_events()  # nobody to tell
@@ -593,7 +604,8 @@ class VirtualBebop:
             self._last_telemetry = now
             self._send(session, self._telemetry_frames(session))
         # keep-alive and link loss
-        if now - session.last_rx >= arsdk.KEEPALIVE_IDLE_S and now - session.last_ping >= arsdk.KEEPALIVE_IDLE_S:
+        idle = self.keepalive_idle_s
+        if now - session.last_rx >= idle and now - session.last_ping >= idle:
             if session.missed_pings >= arsdk.KEEPALIVE_MAX_MISSED:
                 self._link_lost(now)
                 return
