@@ -379,6 +379,7 @@ class SyntheticArm:
         self.end_s: float | None = min(ends) if ends else None
         self._chunk_index = 0
         self._t_emitted = 0.0  # data time up to which samples were emitted
+        self._next_index = dict.fromkeys(self.stream_names, 0)  # next sample index per stream
         self._wall0: float | None = None
         self._finished = False
 
@@ -402,6 +403,7 @@ class SyntheticArm:
         self._carr_u = _Carriers(self.seed, _P_UPPER, UPPER_EMG.rate_hz, 2, self._low_band_weight)
         self._blocks: dict[int, dict[str, np.ndarray]] = {}
         self._events_cache: dict[int, tuple[_Action, ...]] = {}
+        self._hum_tables: dict[tuple[float, int], tuple[np.ndarray, np.ndarray]] = {}
         self._fixed = self._fixed_parameters()
         self._gain_f = self.wearer.spatial_gain() ** 2  # [6, 8], used on squared amplitudes
         self._peak = self.wearer.peak_counts()
@@ -510,40 +512,46 @@ class SyntheticArm:
     def _boundary(self, k: int) -> float:
         return k * self.chunk_s
 
-    @staticmethod
-    def _index(t: float, rate: float) -> int:
-        return math.ceil(t * rate - 1e-6)
-
     def _produce(self, t0: float, t1: float) -> list[Message]:
-        self._compile_until(t1 + _HORIZON_S)
+        if t1 + _HORIZON_S > self._compiled_until:
+            self._compile_until(t1 + _HORIZON_S)
         msgs: list[Message] = []
-        while self._cue_next < len(self._cues) and self._cues[self._cue_next][0] < t1:
-            t, _, label = self._cues[self._cue_next]
+        cues = self._cues
+        while self._cue_next < len(cues) and cues[self._cue_next][0] < t1:
+            t, _, label = cues[self._cue_next]
             self._cue_next += 1
             msgs.append(CueEvent(t=t, label=label))
         for name in self.stream_names:
             info = _SENSOR_STREAMS[name]
-            i0, i1 = self._index(t0, info.rate_hz), self._index(t1, info.rate_hz)
-            data = self._samples(name, i0, i1)
-            msgs.append(Chunk(info, np.arange(i0, i1, dtype=np.float64) / info.rate_hz, data))
+            i0 = self._next_index[name]
+            i1 = math.ceil(t1 * info.rate_hz - 1e-6)
+            self._next_index[name] = i1
+            t, data = self._samples(name, info.rate_hz, i0, i1)
+            msgs.append(Chunk(info, t, data))
         keep_from = math.floor(t1 / BLOCK_S) - 1
-        for old in [k for k in self._blocks if k < keep_from]:
-            del self._blocks[old]
+        if min(self._blocks, default=keep_from) < keep_from:
+            for old in [k for k in self._blocks if k < keep_from]:
+                del self._blocks[old]
         return msgs
 
-    def _samples(self, name: str, i0: int, i1: int) -> np.ndarray:
-        rate = _SENSOR_STREAMS[name].rate_hz
+    def _samples(self, name: str, rate: float, i0: int, i1: int) -> tuple[np.ndarray, np.ndarray]:
+        """Times and values of samples ``i0 .. i1 - 1`` of a stream, cut from the cached blocks."""
         per_block = round(rate * BLOCK_S)
-        parts = []
+        b = i0 // per_block
+        if (i1 - 1) // per_block == b or i1 <= i0:
+            blk = self._block(b)
+            k0, k1 = i0 - b * per_block, max(i0, i1) - b * per_block
+            return blk["t:" + name][k0:k1], blk[name][k0:k1]
+        ts, parts = [], []
         i = i0
         while i < i1:
             b = i // per_block
             j = min(i1, (b + 1) * per_block)
-            parts.append(self._block(b)[name][i - b * per_block : j - b * per_block])
+            blk = self._block(b)
+            ts.append(blk["t:" + name][i - b * per_block : j - b * per_block])
+            parts.append(blk[name][i - b * per_block : j - b * per_block])
             i = j
-        if not parts:
-            return self._block(i0 // per_block)[name][:0]
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+        return np.concatenate(ts), np.concatenate(parts)
 
     def _block(self, b: int) -> dict[str, np.ndarray]:
         blk = self._blocks.get(b)
@@ -573,14 +581,20 @@ class SyntheticArm:
         }
 
     def _compile_until(self, t: float) -> None:
+        """Compile schedule items starting before ``t`` (in steps, so reading many small chunks
+        does not rescan the schedule each time). An item's compilation sees its successor (the
+        schedule is extended 30 s past it), so the result never depends on when this runs."""
         if t <= self._compiled_until:
             return
-        items = self.schedule.items_until(t + 30.0)
-        while self._n_items_compiled < len(items) and items[self._n_items_compiled].t_start < t:
+        t = max(t, self._compiled_until + BLOCK_S)
+        while True:
             i = self._n_items_compiled
+            items = self.schedule.extend_until(t)
+            if i >= len(items) or items[i].t_start >= t:
+                break
+            items = self.schedule.extend_until(items[i].t_start + 30.0)
             nxt = items[i + 1] if i + 1 < len(items) else None
-            rng = _block_rng(self.seed, _P_ITEM, i)
-            self._compile_item(items[i], nxt, rng, earliest=0.0)
+            self._compile_item(items[i], nxt, _block_rng(self.seed, _P_ITEM, i), earliest=0.0)
             self._n_items_compiled += 1
         self._compiled_until = t
 
@@ -752,6 +766,7 @@ class SyntheticArm:
         slow = self._slow(b, actions) if {"forearm_emg", "upper_emg"} & set(self.stream_names) else {}
         out: dict[str, np.ndarray] = {}
         for name in self.stream_names:
+            out["t:" + name] = self._times(b, _SENSOR_STREAMS[name].rate_hz)
             if name == "forearm_emg":
                 out[name] = self._forearm(b, actions, slow)
             elif name == "upper_emg":
@@ -796,6 +811,25 @@ class SyntheticArm:
         y = x[:-1, None] * (1.0 - frac) + x[1:, None] * frac
         return y.reshape((-1, *x.shape[1:]))
 
+    def _hum(self, b: int, rate: float, amp: np.ndarray, phase: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Powerline hum ``amp * sin(2 pi f t + phase)`` of block ``b`` as ``(cos_k, sin_k)``
+        tables and per-channel weights: ``hum = cos_k[:, None] * wc + sin_k[:, None] * ws``
+        (sampling the sine itself is what makes 50 Hz alias at 200 Hz)."""
+        n = round(rate * BLOCK_S)
+        key = (rate, n)
+        table = self._hum_tables.get(key)
+        if table is None:
+            beta = 2 * math.pi * self.wearer.hum_hz * np.arange(n) / rate
+            table = self._hum_tables[key] = (np.cos(beta), np.sin(beta))
+        alpha = 2 * math.pi * self.wearer.hum_hz * (b * n / rate) + phase
+        return amp * np.sin(alpha), amp * np.cos(alpha)
+
+    def _add_hum(self, x: np.ndarray, b: int, rate: float, amp: np.ndarray, phase: np.ndarray) -> None:
+        w_cos, w_sin = self._hum(b, rate, amp, phase)
+        cos_k, sin_k = self._hum_tables[(rate, x.shape[0])]
+        x += cos_k[:, None] * w_cos[None, :]
+        x += sin_k[:, None] * w_sin[None, :]
+
     def _forearm(self, b: int, actions: list[_Action], slow: dict[str, np.ndarray]) -> np.ndarray:
         w, f = self.wearer, self._fixed
         t = slow["t"][:-1]
@@ -803,30 +837,36 @@ class SyntheticArm:
         a = slow["act"][:-1, :N_FOREARM_MUSCLES]
         amp = np.sqrt((a * a) @ self._gain_f)  # [n, 8] counts RMS of muscle activity
         floor = w.noise_floor * np.asarray(w.noise_channel)
-        x = amp * carrier + floor[None, :] * white
-        x += w.hum_forearm * f["hum_gain_f"][None, :] * np.sin(
-            2 * math.pi * w.hum_hz * t[:, None] + f["hum_phase_f"][None, :]
-        )
+        x = amp * carrier
+        x += floor[None, :] * white
+        self._add_hum(x, b, FOREARM_EMG.rate_hz, w.hum_forearm * f["hum_gain_f"], f["hum_phase_f"])
         x += _eval_artefacts(actions, t, "forearm", 8)
         x *= np.asarray(w.channel_gains)[None, :] * slow["drift"][:-1, :8]
-        return np.clip(np.rint(x), -128, 127).astype(np.int8)
+        np.rint(x, out=x)
+        np.clip(x, -128, 127, out=x)
+        return x.astype(np.int8)
 
     def _upper(self, b: int, actions: list[_Action], slow: dict[str, np.ndarray]) -> np.ndarray:
         w, f = self.wearer, self._fixed
         factor = round(UPPER_EMG.rate_hz / FOREARM_EMG.rate_hz)
-        t = self._times(b, UPPER_EMG.rate_hz)
         carrier, white = self._carr_u.get(b)
         a = slow["act"][:, N_FOREARM_MUSCLES:]
         # Each sensor also picks up 10 % of the other muscle (cross-talk through the arm).
         amp = self._upsample(np.sqrt(a * a + (0.1 * a[:, ::-1]) ** 2) * slow["drift"][:, 8:10], factor)
         x = amp * carrier
         x += w.upper_noise * white
-        x += w.hum_upper * np.sin(2 * math.pi * w.hum_hz * t[:, None] + f["hum_phase_u"][None, :])
-        x += _eval_artefacts(actions, t, "upper", 2)
+        self._add_hum(x, b, UPPER_EMG.rate_hz, np.full(2, w.hum_upper), f["hum_phase_u"])
+        if any(art.sensor == "upper" for act in actions for art in act.artefacts):
+            x += _eval_artefacts(actions, self._times(b, UPPER_EMG.rate_hz), "upper", 2)
+        # The ADC offset wanders by a few counts over minutes: computed on the 200 Hz grid.
+        t_slow = slow["t"][:-1]
         offset = np.asarray(w.upper_offset)[None, :] + f["offset_wander"][None, :] * np.sin(
-            2 * math.pi * t[:, None] / 97.0 + np.array([0.0, 1.3])[None, :]
+            2 * math.pi * t_slow[:, None] / 97.0 + np.array([0.0, 1.3])[None, :]
         )
-        return np.clip(np.rint(x + offset), 0, 1023).astype(np.int16)
+        x += np.repeat(offset, factor, axis=0)
+        np.rint(x, out=x)
+        np.clip(x, 0, 1023, out=x)
+        return x.astype(np.int16)
 
     def _imu(self, b: int, actions: list[_Action]) -> np.ndarray:
         w, f = self.wearer, self._fixed

@@ -19,6 +19,7 @@ Conventions (right arm; a left arm mirrors them, see :class:`Wearer`):
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 from collections.abc import Iterator, Sequence
@@ -55,8 +56,8 @@ MUSCLE_PEAK_COUNTS = np.array([55.0, 30.0, 25.0, 25.0, 16.0, 14.0, 110.0, 90.0])
 # triceps; elbow flexion is the biceps alone (the stiffen detector must not fire on it).
 _PATTERNS: dict[str, dict[str, float]] = {
     REST: {},
-    "fist": {"flexor": 0.75, "extensor": 0.30, "radial": 0.30, "ulnar": 0.30, "biceps": 0.08, "triceps": 0.05},
-    "wrist_flexion": {"flexor": 0.80, "ulnar": 0.20, "extensor": 0.08},
+    "fist": {"flexor": 0.65, "extensor": 0.25, "radial": 0.25, "ulnar": 0.25, "biceps": 0.08, "triceps": 0.05},
+    "wrist_flexion": {"flexor": 0.72, "ulnar": 0.20, "extensor": 0.08},
     "wrist_extension": {"extensor": 0.85, "radial": 0.20, "flexor": 0.08},
     "stiffen": {"biceps": 0.60, "triceps": 0.60, "flexor": 0.12, "extensor": 0.12},
     "elbow_flexion": {"biceps": 0.50, "triceps": 0.05, "radial": 0.30},
@@ -196,7 +197,7 @@ class Wearer:
         """
         rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x3EA2E5]))
 
-        def logn(sd: float, n: int | None = None) -> Any:
+        def logn(sd: Any, n: int | None = None) -> Any:
             return np.exp(rng.normal(0.0, sd, n))
 
         return cls(
@@ -204,13 +205,16 @@ class Wearer:
             band_rotation_deg=float(rng.uniform(-max_rotation_deg, max_rotation_deg)),
             channel_gains=tuple(float(g) for g in logn(0.15, 8)),
             noise_floor=float(np.clip(2.2 * logn(0.3), 1.2, 5.5)),
-            noise_channel=tuple(float(g) for g in np.clip(logn(0.2, 8), 0.6, 1.8)),
+            noise_channel=tuple(float(g) for g in np.clip(logn(0.35, 8), 0.6, 3.0)),
             tonic=float(rng.uniform(0.0, 0.03)),
             hum_hz=float((50.0 if rng.random() < 0.6 else 60.0) + rng.normal(0.0, 0.03)),
             hum_forearm=float(rng.uniform(0.0, 1.5)),
             hum_upper=float(rng.uniform(0.5, 8.0)),
-            strength=float(np.clip(logn(0.45), 0.35, 2.6)),
-            muscle_strength=tuple(float(g) for g in np.clip(logn(0.25, len(MUSCLES)), 0.5, 2.0)),
+            strength=float(np.clip(logn(0.35), 0.4, 2.3)),
+            # Real subjects' fist and flexion levels vary more than their extension levels.
+            muscle_strength=tuple(
+                float(g) for g in np.clip(logn(np.array([0.2, 0.35, 0.25, 0.25, 0.25, 0.25, 0.3, 0.3])), 0.4, 2.2)
+            ),
             upper_gains=(float(logn(0.35)), float(logn(0.35))),
             upper_offset=(float(rng.normal(512.0, 15.0)), float(rng.normal(512.0, 15.0))),
             upper_noise=float(rng.uniform(1.5, 6.0)),
@@ -369,6 +373,11 @@ class Schedule:
 
     def items_until(self, t: float) -> list[ScheduleItem]:
         """All items starting before ``t`` (a random schedule grows lazily)."""
+        items = self.extend_until(t)
+        return items[: bisect.bisect_left([it.t_start for it in items], t)]
+
+    def extend_until(self, t: float) -> list[ScheduleItem]:
+        """Generate items at least up to start time ``t``; returns the (shared, growing) item list."""
         while not self._exhausted and (not self._items or self._items[-1].t_start < t):
             assert self._generator is not None
             item = next(self._generator)
@@ -376,7 +385,7 @@ class Schedule:
                 self._exhausted = True
                 break
             self._items.append(item)
-        return [it for it in self._items if it.t_start < t]
+        return self._items
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "end_s": self.end_s, **self.params}

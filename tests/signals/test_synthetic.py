@@ -9,6 +9,7 @@ import threading
 import numpy as np
 import pytest
 
+from emgpilot.signals import synthetic_levels
 from emgpilot.signals.device import Device
 from emgpilot.signals.streams import EVENT_STREAMS, FOREARM_EMG, FOREARM_IMU, UPPER_EMG, Chunk, CueEvent
 from emgpilot.signals.synthetic import Schedule, SyntheticArm, Wearer, generate
@@ -274,36 +275,22 @@ def test_twenty_wearers_span_plausible_myo_levels():
 
 
 def test_synthetic_levels_overlap_the_real_recordings(shared_data):
-    """Medians of the 20 wearers fall inside the range of real subjects, rest and active."""
-    files = sorted((shared_data / "cote_allard_myo").glob("*.npz"))
-    if not files:
-        pytest.skip("no cote_allard_myo recordings in the shared data")
-    real: dict[str, list[float]] = {"rest": [], "fist": [], "wrist_flexion": [], "wrist_extension": []}
-    for f in files:
-        with np.load(f, allow_pickle=False) as d:
-            names = [str(n) for n in d["class_names"]]
-            emg, labels = d["emg"].astype(np.float64), d["labels"]
-        n = len(emg) // 40
-        win_rms = np.sqrt((emg[: n * 40].reshape(n, 40, 8) ** 2).mean(1)).mean(1)
-        win_lab = labels[: n * 40].reshape(n, 40)
-        for cls in real:
-            k = names.index(cls)
-            real[cls].append(float(np.median(win_rms[(win_lab == k).all(1)])))
-    synth: dict[str, list[float]] = {k: [] for k in real}
-    items = [(1.0, 3.0, "fist"), (5.0, 3.0, "wrist_flexion"), (9.0, 3.0, "wrist_extension")]
-    for seed in range(20):
-        data, _ = generate(seed=seed, duration_s=13.0, schedule=Schedule.scripted(items), streams=("forearm_emg",))
-        emg = data["forearm_emg"]
-        synth["rest"].append(float(np.median(window_rms(emg, 0.0, 0.9).mean(1))))
-        for t0, dur, label in items:
-            synth[label].append(float(np.median(window_rms(emg, t0 + 0.4, t0 + dur - 0.2).mean(1))))
-    for cls in real:
-        lo, hi = np.percentile(real[cls], [0, 100])
-        s_med = np.median(synth[cls])
-        assert lo <= s_med <= hi, (cls, s_med, lo, hi)
-        # The wearers spread over a good part of the real range (weak and strong users).
-        inside = np.mean([(lo * 0.8 <= v <= hi * 1.25) for v in synth[cls]])
-        assert inside >= 0.8, (cls, synth[cls], lo, hi)
+    """Per-subject 200 ms RMS medians: the 20 wearers' median lies inside the real subjects'
+    range and most wearers do too, for rest and every held gesture, channel-mean and strongest channel."""
+    real = []
+    for name in ("cote_allard_myo", "myo_readings"):
+        if (shared_data / name).is_dir():
+            real += synthetic_levels.real_levels(shared_data / name)
+    if not real:
+        pytest.skip("no cote_allard_myo or myo_readings recordings in the shared data")
+    synth = synthetic_levels.synthetic_levels(range(20), reps=1)
+    for cls in synthetic_levels.CLASSES:
+        for which in (0, 1):
+            r = np.array([lv[cls][which] for lv in real if cls in lv])
+            v = np.array([lv[cls][which] for lv in synth])
+            lo, hi = r.min(), r.max()
+            assert lo <= np.median(v) <= hi, (cls, which, np.median(v), lo, hi)
+            assert np.mean((v >= 0.8 * lo) & (v <= 1.25 * hi)) >= 0.8, (cls, which, v, lo, hi)
 
 
 # --------------------------------------------------------------------------- live control and pacing
