@@ -2,8 +2,8 @@
 
 Three measurements on one core (torch limited to one thread):
 
-1. throughput: data-seconds processed per wall-second, feeding the source's own chunk sizes as
-   offline evaluation does;
+1. throughput: data-seconds processed per CPU-second of this process (and per wall-second, which
+   other processes on a shared machine inflate), feeding ~1 s chunks as offline evaluation does;
 2. per-chunk latency (p50, p99, max) when fed in live-sized chunks (2 Myo EMG samples, 1 IMU
    sample, 10 upper-arm samples: what the devices deliver every ~10-20 ms);
 3. memory growth over a long replay (tracemalloc, sampled every data-minute; the source's own
@@ -55,10 +55,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 # --------------------------------------------------------------------------- sources
-def _synthetic_reads(seed: int, duration_s: float) -> Iterator[list]:
+def _synthetic_reads(seed: int, duration_s: float, chunk_s: float) -> Iterator[list]:
     from emgpilot.signals.synthetic import SyntheticArm
 
-    arm = SyntheticArm(seed=seed, speed=math.inf, duration_s=duration_s)
+    arm = SyntheticArm(seed=seed, speed=math.inf, duration_s=duration_s, chunk_s=chunk_s)
     arm.start()
     try:
         while not arm.finished:
@@ -102,9 +102,13 @@ def _source_streams(args: argparse.Namespace) -> list:
     return list(sessions_from_path(args.source)[0].streams)
 
 
-def _reads(args: argparse.Namespace, duration_s: float) -> Iterator[list]:
+OFFLINE_CHUNK_S = 1.0
+"""Synthetic arm block size for the throughput and memory runs (a recording's blocks are ~1 s)."""
+
+
+def _reads(args: argparse.Namespace, duration_s: float, chunk_s: float = OFFLINE_CHUNK_S) -> Iterator[list]:
     if args.source == "synthetic":
-        return _synthetic_reads(args.seed, duration_s)
+        return _synthetic_reads(args.seed, duration_s, chunk_s)
     return _file_reads(args.source, duration_s)
 
 
@@ -135,6 +139,27 @@ def _offline_msgs(batch: list, names: set[str]) -> list:
 
 
 # --------------------------------------------------------------------------- measurements
+def _time_stages(pipe) -> dict[str, float]:
+    """Wrap every stage's ``process``/``advance`` to add up its own wall time (seconds)."""
+    spent: dict[str, float] = {}
+
+    def timed(name: str, fn):
+        def wrapper(*a):
+            w0 = time.perf_counter()
+            try:
+                return fn(*a)
+            finally:
+                spent[name] = spent.get(name, 0.0) + time.perf_counter() - w0
+
+        return wrapper
+
+    for stage in pipe.stages:
+        spent[stage.name] = 0.0
+        stage.process = timed(stage.name, stage.process)
+        stage.advance = timed(stage.name, stage.advance)
+    return spent
+
+
 def measure(args: argparse.Namespace) -> dict:
     """Run the three measurements; returns a JSON-ready dict."""
     import tracemalloc
@@ -160,7 +185,9 @@ def measure(args: argparse.Namespace) -> dict:
 
     # 1. throughput with the source's own chunking
     pipe = build_pipeline(sources, cfg)
+    stage_s = _time_stages(pipe)
     busy = 0.0
+    cpu = 0.0
     t_first, t_last = math.inf, -math.inf
     emg_sizes: list[int] = []
     for batch in _reads(args, 60.0 * args.minutes):
@@ -170,19 +197,21 @@ def measure(args: argparse.Namespace) -> dict:
                 t_first, t_last = min(t_first, float(m.t[0])), max(t_last, m.t_end)
                 if m.info.name == "forearm_emg":
                     emg_sizes.append(len(m))
-        w0 = time.perf_counter()
+        w0, c0 = time.perf_counter(), time.process_time()
         for m in msgs:
             pipe.push(m)
         busy += time.perf_counter() - w0
-    w0 = time.perf_counter()
+        cpu += time.process_time() - c0
+    w0, c0 = time.perf_counter(), time.process_time()
     pipe.finish()
     busy += time.perf_counter() - w0
+    cpu += time.process_time() - c0
     throughput_s = data_span(t_first, t_last)
 
     # 2. per-chunk latency in live-sized chunks
     pipe = build_pipeline(sources, cfg)
     lat_ns: list[int] = []
-    for batch in _reads(args, 60.0 * args.latency_minutes):
+    for batch in _reads(args, 60.0 * args.latency_minutes, chunk_s=0.1):
         for m in _live_pieces(batch, names):
             w0 = time.perf_counter_ns()
             pipe.push(m)
@@ -218,9 +247,12 @@ def measure(args: argparse.Namespace) -> dict:
         "streams": sorted(names),
         "throughput": {
             "data_s": throughput_s,
+            "cpu_s": cpu,
             "wall_s": busy,
-            "realtime_factor": throughput_s / busy if busy > 0 else math.nan,
+            "realtime_factor": throughput_s / cpu if cpu > 0 else math.nan,
+            "realtime_factor_wall": throughput_s / busy if busy > 0 else math.nan,
             "median_emg_chunk_samples": float(np.median(emg_sizes)) if emg_sizes else math.nan,
+            "stage_share": {k: v / busy for k, v in sorted(stage_s.items(), key=lambda kv: -kv[1])} if busy else {},
         },
         "live_chunk_latency_us": {
             "chunks": len(lat_ns),
@@ -288,6 +320,8 @@ def _print(result: dict, as_json: bool) -> None:
         if isinstance(value, dict):
             print(f"{key}:")
             for k, v in value.items():
+                if isinstance(v, dict) and v and all(isinstance(x, float) for x in v.values()):
+                    v = ", ".join(f"{name} {x:.3g}" for name, x in v.items())
                 print(f"  {k:28s} {v:.4g}" if isinstance(v, float) else f"  {k:28s} {v}")
         else:
             print(f"{key:30s} {value}")
