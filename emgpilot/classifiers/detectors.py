@@ -412,7 +412,7 @@ class StiffenDetector(WindowedDetector):
         level = np.log(np.mean(np.abs(windows), axis=1) + _EPS)  # [B, 2]
         # Store raw levels in the ring aligned with the mixture history.
         h = self.cfg.mixture.history
-        n0 = self.mixture.n_seen
+        n0 = self.mixture._n_hist
         idx = (n0 + np.arange(len(level))) % h
         if len(level) > h:
             self._levels[idx[-h:]] = level[-h:]
@@ -429,21 +429,22 @@ class StiffenDetector(WindowedDetector):
     def _before_refit(self) -> None:
         mix = self.mixture
         h = self.cfg.mixture.history
-        n = min(mix.n_seen, h)
+        n_hist = mix._n_hist
+        n = min(n_hist, h)
         if n == 0:
             return
-        if mix.n_seen <= h:
+        if n_hist <= h:
             lv = self._levels[:n]
         else:
-            start = mix.n_seen % h
+            start = n_hist % h
             lv = np.concatenate([self._levels[start:], self._levels[:start]])
         self._floor = np.quantile(lv, self.floor_quantile, axis=0)
         values = np.min(lv - self._floor, axis=1)
         # Rewrite the mixture's history on the new scale (same ring positions).
-        if mix.n_seen <= h:
+        if n_hist <= h:
             mix._buf[:n] = values
         else:
-            start = mix.n_seen % h
+            start = n_hist % h
             mix._buf[start:] = values[: h - start]
             mix._buf[:start] = values[h - start :]
 

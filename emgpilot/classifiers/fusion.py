@@ -52,13 +52,21 @@ class FusionConfig:
     tick_s : decision period (data time).
     coincidence_s : evidence is gathered this long after an episode's first onset.
     release_s : every detector must be inactive this long before a new episode may start.
+    return_s : a rotation opposite to the previous one within this time is the forearm
+        turning back, not a new gesture.
+    stiffen_margin_with_forearm : when the forearm is active in the same episode, the stiffen
+        detector must exceed its threshold by this much (log units) to win: a strong fist
+        spills over into the upper arm, while a real stiffen is far above its threshold.
     wave_min_prob : mean share of flexion (or extension) among the non-rest wrist classes
         needed for a wave.
     fist_min_prob : mean share of fist needed for forward when the fist detector did not fire.
     rest_max_prob : an episode whose wrist evidence is mostly "rest" (an unfamiliar motion) is
         rejected when the mean rest probability exceeds this.
-    arm : ``right`` or ``left`` (mirrors wave left/right with the thumb up).
-    cw_sign : sign of gyro x for a clockwise rotation (as the wearer sees it).
+    arm : ``right``, ``left`` (mirrors wave left/right with the thumb up) or ``auto``: with the
+        thumb up, gravity lies along +y of the forearm frame on a right arm and -y on a left arm
+        (forearm roll +90 vs -90 deg), so the sign of ``thumb_up_axis`` tells the arm.
+    cw_sign : sign of gyro x for a clockwise rotation seen from the elbow (positive roll about
+        +x, towards the hand).
     palm_down_axis, thumb_up_axis : accelerometer channels gravity lies along in the two
         hand orientations (forearm horizontal).
     """
@@ -66,11 +74,13 @@ class FusionConfig:
     tick_s: float = 0.05
     coincidence_s: float = 0.3
     release_s: float = 0.25
+    return_s: float = 2.5
+    stiffen_margin_with_forearm: float = 0.6
     wave_min_prob: float = 0.5
     fist_min_prob: float = 0.5
     rest_max_prob: float = 0.6
-    arm: str = "right"
-    cw_sign: float = -1.0
+    arm: str = "auto"
+    cw_sign: float = 1.0
     palm_down_axis: str = "az"
     thumb_up_axis: str = "ay"
 
@@ -128,12 +138,14 @@ class GestureFusion(Stage):
         self._quiet = 0
         self._gesture = ""
         self._primitive = ""
+        self._last_rotation = ("", -math.inf)
         self._ev = self._new_evidence()
 
     @staticmethod
     def _new_evidence() -> dict[str, float]:
         return {
             "stiffen": 0.0,
+            "stiffen_margin": -math.inf,
             "rotation": 0.0,
             "rotation_rate": 0.0,
             "activation": 0.0,
@@ -161,6 +173,7 @@ class GestureFusion(Stage):
                 "quiet": self._quiet,
                 "gesture": self._gesture,
                 "primitive": self._primitive,
+                "last_rotation": list(self._last_rotation),
             },
             "evidence": dict(self._ev),
         }
@@ -175,6 +188,7 @@ class GestureFusion(Stage):
         m = state["machine"]
         self._state, self._onset_k, self._quiet = int(m["state"]), int(m["onset_k"]), int(m["quiet"])
         self._gesture, self._primitive = str(m["gesture"]), str(m["primitive"])
+        self._last_rotation = (str(m["last_rotation"][0]), float(m["last_rotation"][1]))
         self._ev = {k: float(v) for k, v in state["evidence"].items()}
 
     # ----------------------------------------------------------------- data
@@ -245,6 +259,8 @@ class GestureFusion(Stage):
         cfg = self.cfg
         n = len(ks)
         st = self._col(cols, "stiffen", "active", n)
+        st_value, st_thr = self._col(cols, "stiffen", "value", n), self._col(cols, "stiffen", "threshold", n)
+        st_margin = [a - b for a, b in zip(st_value, st_thr, strict=True)]
         rot = self._col(cols, "rotation", "active", n)
         rate = self._col(cols, "rotation", "rate", n) if "rotation" in self.detectors else [0.0] * n
         act = self._col(cols, "activation", "active", n)
@@ -273,7 +289,19 @@ class GestureFusion(Stage):
         release = max(1, round(cfg.release_s / cfg.tick_s))
         events: list[Message] = []
         dec = np.empty((n, 2), dtype=np.float32)
-        for i in range(n):
+        any_vec = np.zeros(n, dtype=bool)
+        for flags in (st, rot, act, fist):
+            any_vec |= np.asarray(flags) > 0
+        on_idx = np.flatnonzero(any_vec)
+        i = 0
+        while i < n:
+            if self._state == _IDLE and not any_vec[i]:
+                # Fast path: idle and nothing active until the next onset -> rest windows.
+                nxt = np.searchsorted(on_idx, i)
+                j = int(on_idx[nxt]) if nxt < len(on_idx) else n
+                dec[i:j] = (_CLS["rest"], 1.0)
+                i = j
+                continue
             k = int(ks[i])
             s_on, r_on, a_on, f_on = st[i] > 0, rot[i] > 0, act[i] > 0, fist[i] > 0
             any_on = s_on or r_on or a_on or f_on
@@ -283,6 +311,8 @@ class GestureFusion(Stage):
             if self._state == _COLLECT:
                 ev = self._ev
                 ev["stiffen"] = max(ev["stiffen"], float(s_on))
+                if s_on:
+                    ev["stiffen_margin"] = max(ev["stiffen_margin"], st_margin[i])
                 ev["activation"] = max(ev["activation"], float(a_on))
                 ev["fist"] = max(ev["fist"], float(f_on))
                 if r_on:
@@ -295,18 +325,23 @@ class GestureFusion(Stage):
                     ev["p_flexion"] += qi[1]
                     ev["p_extension"] += qi[2]
                     ev["p_rest"] += prest_list[i]
-                if k - self._onset_k + 1 >= coincidence or s_on or not any_on:
+                if k - self._onset_k + 1 >= coincidence or (s_on and not (a_on or f_on)) or not any_on:
                     events.extend(self._decide(float(ticks[i])))
                     self._state, self._quiet = _BUSY, 0
             elif self._state == _BUSY:
                 if s_on and self._primitive != "stiffen":
-                    self._ev = self._new_evidence()
-                    self._ev["stiffen"] = 1.0
-                    events.extend(self._decide(float(ticks[i])))
+                    forearm = a_on or f_on
+                    if not forearm or st_margin[i] >= cfg.stiffen_margin_with_forearm:
+                        self._ev = self._new_evidence()
+                        self._ev["stiffen"] = 1.0
+                        self._ev["stiffen_margin"] = st_margin[i]
+                        events.extend(self._decide(float(ticks[i])))
                 self._quiet = 0 if any_on else self._quiet + 1
                 if self._quiet >= release:
                     self._state, self._gesture, self._primitive = _IDLE, "", ""
-            dec[i] = self._window_decision(s_on, r_on, a_on, f_on, rate[i], q_list[i], valid_list[i])
+            s_win = s_on and (not (a_on or f_on) or st_margin[i] >= cfg.stiffen_margin_with_forearm)
+            dec[i] = self._window_decision(s_win, r_on, a_on, f_on, rate[i], q_list[i], valid_list[i])
+            i += 1
         out: list[Message] = [Chunk(DECISION, ticks.astype(np.float64), dec)]
         return [*events, *out]
 
@@ -336,11 +371,18 @@ class GestureFusion(Stage):
         ev = self._ev
         primitive = ""
         confidence = 0.0
-        if ev["stiffen"] > 0:
+        forearm = ev["activation"] > 0 or ev["fist"] > 0
+        if ev["stiffen"] > 0 and (not forearm or ev["stiffen_margin"] >= cfg.stiffen_margin_with_forearm):
             primitive, confidence = "stiffen", 1.0
         elif ev["rotation"] > 0:
             primitive = "rotate_cw" if ev["rotation_rate"] * cfg.cw_sign > 0 else "rotate_ccw"
             confidence = 1.0
+            last, t_last = self._last_rotation
+            if last and last != primitive and t - t_last < cfg.return_s:
+                # The forearm turning back after a rotation: no new gesture.
+                self._primitive, self._gesture = "rotate_return", ""
+                return []
+            self._last_rotation = (primitive, t)
         elif ev["wrist_ticks"] > 0:
             m = ev["wrist_ticks"]
             p = [ev["p_fist"] / m, ev["p_flexion"] / m, ev["p_extension"] / m]
@@ -361,9 +403,12 @@ class GestureFusion(Stage):
         if primitive in ("wrist_flexion", "wrist_extension"):
             orientation = self._orientation(ev["palm_down_g"], ev["thumb_up_g"])
             if orientation is not None:
-                gesture = wave_gesture(primitive, orientation, cfg.arm)
+                arm = cfg.arm
+                if arm == "auto":
+                    arm = "right" if ev["thumb_up_g"] >= 0 else "left"
+                gesture = wave_gesture(primitive, orientation, arm)
         self._gesture = gesture
-        evidence = {k: float(v) for k, v in ev.items() if not (isinstance(v, float) and math.isnan(v))}
+        evidence = {k: float(v) for k, v in ev.items() if math.isfinite(v)}
         for key in ("p_fist", "p_flexion", "p_extension", "p_rest"):
             if ev["wrist_ticks"] > 0:
                 evidence[key] = ev[key] / ev["wrist_ticks"]

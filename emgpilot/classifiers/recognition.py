@@ -33,14 +33,36 @@ UPPER_ENVELOPE = "upper_emg.envelope"
 
 
 def _rotation_defaults() -> DetectorConfig:
-    # 50 Hz IMU: 6-sample windows every 2 samples (25 Hz decisions). A deliberate forearm
-    # rotation turns faster than ~60 deg/s; arm swing while waving mostly stays below.
+    # 50 Hz IMU: 6-sample windows every 2 samples (25 Hz decisions). Only "moving" windows
+    # (> 30 deg/s) enter the history, so the mixture separates slow posture turns (e.g. palm
+    # down -> thumb up before a wave, ~70-120 deg/s) from quick deliberate rotations (~170-300
+    # deg/s). Before both were seen the threshold is 140 deg/s; it never drops below 100 deg/s
+    # (the slow return after a rotation stays under it).
+    g0 = 5.0
     return DetectorConfig(
         window_s=0.12,
         step_s=0.04,
-        mixture=MixtureConfig(history=1500, refit_every=25, min_history=25, abs_min_threshold=math.log(60.0 + 5.0)),
+        mixture=MixtureConfig(
+            history=600,
+            refit_every=25,
+            min_history=25,
+            min_separation=0.3,
+            prior_lift=0.0,
+            min_lift=0.2,
+            min_rest_z=1.0,
+            history_floor=math.log(30.0 + g0),
+            cold_threshold=math.log(140.0 + g0),
+            abs_min_threshold=math.log(100.0 + g0),
+        ),
         timing=TimingConfig(min_on=2, min_off=3, refractory=12),
     )
+
+
+def _stiffen_defaults() -> DetectorConfig:
+    # Stiffening co-contracts hard: both muscles far above their floor. A fist or an elbow
+    # flexion can spill over into both muscles (~3-4x): when the active values form two
+    # clusters, the threshold goes between them (split_upper).
+    return DetectorConfig(mixture=MixtureConfig(history=3000, prior_lift=1.6, min_lift=1.0, split_upper=True))
 
 
 @dataclass
@@ -58,7 +80,7 @@ class RecognitionConfig:
     wrist_model: str = "shipped"
     activation: DetectorConfig = field(default_factory=DetectorConfig)
     fist: DetectorConfig = field(default_factory=DetectorConfig)
-    stiffen: DetectorConfig = field(default_factory=DetectorConfig)
+    stiffen: DetectorConfig = field(default_factory=_stiffen_defaults)
     rotation: DetectorConfig = field(default_factory=_rotation_defaults)
     fusion: FusionConfig = field(default_factory=FusionConfig)
 
