@@ -87,3 +87,11 @@ def test_bench_on_a_recording(recording, capsys):
     assert result["live_chunk_latency_us"]["chunks"] > 100
     assert result["memory"]["growth_mb_per_hour"] is not None
     assert result["machine"]["nproc"] >= 1
+
+
+def test_bench_flight_dispatches_to_the_flight_bench(capsys):
+    code = main(["bench", "--flight", "--oracle", "--short", "--wearers", "1", "--json"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["recognition"] == "oracle" and result["wearers"] == 1
+    assert result["gestures"] > 0

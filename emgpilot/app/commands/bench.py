@@ -51,6 +51,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="synthetic arm seed")
     p.add_argument("--config", help="pipeline configuration TOML")
     p.add_argument("--flight", action="store_true", help="run the drone flight bench instead")
+    g = p.add_argument_group("flight bench (with --flight; see emgpilot.drone.flightbench)")
+    g.add_argument("--wearers", type=int, default=4, help="simulated wearers flying the course (default 4)")
+    g.add_argument("--course", help="course TOML (default: the built-in hoop course)")
+    g.add_argument("--mapping", help="gesture-to-command mapping TOML")
+    g.add_argument("--oracle", action="store_true", help="perfect recognition (isolates the flying from the EMG)")
+    g.add_argument("--short", action="store_true", help="the two-hoop course (quick check)")
+    g.add_argument("--max-gestures", type=int, help="gestures per wearer at most (default 120)")
     p.set_defaults(func=run)
 
 
@@ -323,6 +330,10 @@ def _print(result: dict, as_json: bool) -> None:
                 if isinstance(v, dict) and v and all(isinstance(x, float) for x in v.values()):
                     v = ", ".join(f"{name} {x:.3g}" for name, x in v.items())
                 print(f"  {k:28s} {v:.4g}" if isinstance(v, float) else f"  {k:28s} {v}")
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            print(f"{key}:")
+            for item in value:
+                print("  " + json.dumps(item, separators=(",", ":")))
         else:
             print(f"{key:30s} {value}")
     sys.stdout.flush()
