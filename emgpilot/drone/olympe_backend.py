@@ -406,9 +406,9 @@ class OlympeBackend:
         self._submit(job)
 
     def takeoff(self) -> None:
-        from olympe.messages.ardrone3.Piloting import TakeOff
-
         def send(drone: Any) -> None:
+            from olympe.messages.ardrone3.Piloting import TakeOff
+
             with self._lock:
                 self._heading0 = None  # re-anchor the local frame at this take-off
                 self._gps_origin = None
@@ -418,18 +418,21 @@ class OlympeBackend:
         self._send_when_connected("takeoff", send)
 
     def land(self) -> None:
-        from olympe.messages.ardrone3.Piloting import Landing
+        def send(drone: Any) -> None:
+            from olympe.messages.ardrone3.Piloting import Landing
 
-        self._send_when_connected("land", lambda drone: drone(Landing()))
+            drone(Landing())
+
+        self._send_when_connected("land", send)
 
     def emergency(self) -> None:
         """Cut the motors now, from the calling thread (never queued behind other jobs)."""
-        from olympe.messages.ardrone3.Piloting import Emergency
-
         drone = self._drone
         if drone is None or not drone.connected:
             log.error("Bebop 2: EMERGENCY not sent, link is %s", self.link)
             return
+        from olympe.messages.ardrone3.Piloting import Emergency
+
         drone(Emergency())  # see Bebop2Drone._send_command_impl for the v1 work-around
 
     def pcmd(self, roll: int, pitch: int, yaw: int, gaz: int) -> None:
@@ -447,9 +450,9 @@ class OlympeBackend:
         self._send_when_connected("pcmd", send)
 
     def move_by(self, dx: float, dy: float, dz: float, dpsi: float) -> None:
-        from olympe.messages.ardrone3.Piloting import moveBy
-
         def send(drone: Any) -> None:
+            from olympe.messages.ardrone3.Piloting import moveBy
+
             self._move_pending = True
             drone.piloting(0, 0, 0, 0, 0)
             drone(moveBy(float(dx), float(dy), float(dz), float(dpsi)))
