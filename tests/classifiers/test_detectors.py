@@ -1,0 +1,141 @@
+"""Detector stages on synthetic signals: detection, cold start, minimum duration, drift, long rest."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from emgpilot.classifiers.detectors import (
+    COL,
+    ActivationDetector,
+    DetectorConfig,
+    FistDetector,
+    RotationDetector,
+    StiffenDetector,
+    TimingConfig,
+)
+from emgpilot.classifiers.recognition import RecognitionConfig
+from emgpilot.signals.streams import Chunk
+
+from ._synth import FILTERED, IMU, UPPER_ENV, FakeWrist, bursts, cut, forearm, imu, upper
+
+
+def _states(stage, chunk: Chunk, size: int = 50) -> tuple[np.ndarray, np.ndarray]:
+    rows = [m for c in cut(chunk, size) for m in stage.process(c) if m.stream == stage.outputs[0].name]
+    return np.concatenate([r.t for r in rows]), np.concatenate([r.data for r in rows])
+
+
+def _onsets(active: np.ndarray) -> np.ndarray:
+    return np.flatnonzero(np.diff(np.r_[0, active]) > 0)
+
+
+def test_activation_detects_every_burst_and_nothing_in_rest():
+    data = forearm(60.0)
+    t, s = _states(ActivationDetector(FILTERED, DetectorConfig()), data)
+    assert np.allclose(np.diff(t), 0.05)
+    truth = bursts(60.0, 20.0)[: len(t) + 3][3:]  # window j ends at sample 10 j - 1
+    active = s[:, COL["active"]] > 0
+    onsets = _onsets(active)
+    assert len(onsets) == int(np.sum(np.diff(np.r_[0, truth.astype(int)]) > 0))
+    # Every onset lies inside a burst, within 0.25 s of its start (minimum duration + window).
+    assert truth[onsets].all()
+    assert not active[~truth & (np.roll(truth, 6) == 0)].any()  # rest (away from burst tails)
+
+
+def test_cold_start_is_unarmed_then_conservative():
+    cfg = DetectorConfig()
+    _, s = _states(FistDetector(FILTERED, cfg), forearm(10.0))
+    armed = s[:, COL["armed"]] > 0
+    n_unarmed = int((~armed).sum())
+    assert n_unarmed == cfg.mixture.min_history
+    assert not (s[~armed, COL["active"]] > 0).any()
+    # Before any gesture the threshold sits the prior lift above the rest level.
+    first = np.flatnonzero(armed)[0]
+    assert s[first, COL["threshold"]] >= s[first, COL["rest_mean"]] + cfg.mixture.prior_lift - 1e-6
+
+
+def test_minimum_duration_and_refractory():
+    # A 50 ms spike touches 4-5 overlapping 200 ms windows; min_on=6 must reject it.
+    cfg = DetectorConfig(timing=TimingConfig(min_on=6, min_off=2, refractory=10))
+    det = ActivationDetector(FILTERED, cfg)
+    rng = np.random.default_rng(3)
+    n = 200 * 20
+    x = rng.normal(0, 2.0, (n, 8))
+    x[2000:2010] *= 20.0  # a 50 ms spike: shorter than the minimum duration
+    x[3000:3300] *= 15.0  # a real 1.5 s contraction
+    x[3340:3600] *= 15.0  # resumes after a 0.2 s dip: still one gesture (hysteresis, refractory)
+    _, s = _states(det, Chunk(FILTERED, np.arange(n) / 200.0, x.astype(np.float32)))
+    active = s[:, COL["active"]] > 0
+    onsets = _onsets(active)
+    assert len(onsets) == 1 and 300 <= onsets[0] <= 308
+
+
+def test_long_rest_then_gesture_is_detected():
+    rng = np.random.default_rng(4)
+    n = 200 * 400  # 30 s of gestures, ~6 minutes of rest, then one gesture
+    x = rng.normal(0, 2.0, (n, 8))
+    for start in range(600, 6000, 1000):
+        x[start : start + 300] *= 12.0
+    x[n - 600 : n - 300] *= 12.0
+    det = FistDetector(FILTERED, DetectorConfig())
+    t, s = _states(det, Chunk(FILTERED, np.arange(n) / 200.0, x.astype(np.float32)), size=4000)
+    active = s[:, COL["active"]] > 0
+    late = t >= (n - 600) / 200.0
+    assert active[late].any()
+    assert not active[(t > 35.0) & (t < (n - 600) / 200.0)].any()
+
+
+def test_electrode_shift_drift_is_tracked():
+    """The wearer's level halves mid-session (electrode shift): gestures are still found."""
+    rng = np.random.default_rng(5)
+    n = 200 * 180
+    x = rng.normal(0, 2.0, (n, 8))
+    gain = np.where(np.arange(n) < n // 2, 1.0, 0.5)
+    on = bursts(180.0, 200.0)
+    x[on] *= 12.0
+    x *= gain[:, None]
+    t, s = _states(ActivationDetector(FILTERED, DetectorConfig()), Chunk(FILTERED, np.arange(n) / 200.0, x))
+    active = s[:, COL["active"]] > 0
+    late_truth = bursts(180.0, 20.0)[3 : len(t) + 3]
+    late = t > 121.5
+    assert len(_onsets(active[late])) == len(_onsets(late_truth[late].astype(int)))
+
+
+def test_stiffen_fires_on_co_contraction_not_on_elbow_flexion():
+    _, s = _states(StiffenDetector(UPPER_ENV, DetectorConfig()), upper(60.0, co_contract=True))
+    assert len(_onsets(s[:, COL["active"]] > 0)) >= 10
+    _, s = _states(StiffenDetector(UPPER_ENV, DetectorConfig()), upper(60.0, co_contract=False))
+    assert not (s[:, COL["active"]] > 0).any()
+
+
+def test_rotation_direction_and_posture_turns():
+    cfg = RecognitionConfig().rotation
+    _, s = _states(RotationDetector(IMU, cfg), imu(30.0))
+    active = s[:, COL["active"]] > 0
+    onsets = _onsets(active)
+    assert len(onsets) == 6  # bursts at 2.5, 7.5, ... alternating sign
+    rate = s[:, len(COL)]
+    assert [int(np.sign(rate[i])) for i in onsets] == [1, -1, 1, -1, 1, -1]
+    # A slow posture turn (90 deg/s for 1 s) is not a rotation.
+    n = 50 * 30
+    x = np.zeros((n, 10), dtype=np.float32)
+    x[:, 0] = 1.0
+    x[:, 6] = 1.0
+    x[500:550, 7] = 90.0
+    x[1000:1050, 7] = -90.0
+    _, s = _states(RotationDetector(IMU, cfg), Chunk(IMU, np.arange(n) / 50.0, x))
+    assert not (s[:, COL["active"]] > 0).any()
+
+
+def test_activation_publishes_wrist_probabilities_when_active():
+    det = ActivationDetector(FILTERED, DetectorConfig(), FakeWrist())
+    out = [m for c in cut(forearm(30.0), 100) for m in det.process(c)]
+    wrist = [m for m in out if m.stream == "wrist"]
+    state = [m for m in out if m.stream == "detector.activation"]
+    p = np.concatenate([m.data for m in wrist])
+    s = np.concatenate([m.data for m in state])
+    assert p.shape == (len(s), 4)
+    active = s[:, COL["active"]] > 0
+    assert not np.isnan(p[active]).any()
+    np.testing.assert_allclose(p[active].sum(axis=1), 1.0, rtol=1e-5)
+    quiet = (s[:, COL["value"]] < s[:, COL["release"]]) & (s[:, COL["armed"]] > 0) & ~active
+    assert np.isnan(p[quiet]).all()

@@ -1,0 +1,166 @@
+"""Fusion: priorities, wave axis from gravity, one event per gesture, stop during a busy episode."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from emgpilot.classifiers.detectors import STATE_CHANNELS
+from emgpilot.classifiers.fusion import FusionConfig, GestureFusion
+from emgpilot.signals.pipeline import Pipeline
+from emgpilot.signals.streams import Chunk, GestureEvent, StreamInfo
+from emgpilot.signals.vocabulary import DECISION_CLASSES
+
+from ._synth import IMU, FakeWrist
+
+RATE = 20.0
+SECONDS = 20.0
+N = int(SECONDS * RATE)
+T = np.arange(N) / RATE
+
+
+def _det(name: str, on: np.ndarray, value: float = 3.0, rate: np.ndarray | None = None) -> Chunk:
+    extra = ("rate",) if name == "rotation" else ()
+    info = StreamInfo(f"detector.{name}", "detector", RATE, STATE_CHANNELS + extra)
+    x = np.zeros((N, len(info.channels)), dtype=np.float32)
+    x[:, STATE_CHANNELS.index("value")] = np.where(on, value, 0.0)
+    x[:, STATE_CHANNELS.index("threshold")] = 1.0
+    x[:, STATE_CHANNELS.index("armed")] = 1.0
+    x[:, STATE_CHANNELS.index("active")] = on
+    if extra:
+        x[:, -1] = 0.0 if rate is None else rate
+    return Chunk(info, T, x)
+
+
+def _span(a: float, b: float) -> np.ndarray:
+    return (T >= a) & (T < b)
+
+
+def _wrist(probs: dict[tuple[float, float], tuple[float, float, float, float]]) -> Chunk:
+    info = StreamInfo("wrist", "probabilities", RATE, FakeWrist.classes)
+    x = np.full((N, 4), np.nan, dtype=np.float32)
+    for (a, b), p in probs.items():
+        x[_span(a, b)] = p
+    return Chunk(info, T, x)
+
+
+def _imu(palm_down: bool = True, sign: float = 1.0) -> Chunk:
+    n = int(SECONDS * 50)
+    x = np.zeros((n, 10), dtype=np.float32)
+    x[:, 0] = 1.0
+    x[:, 6 if palm_down else 5] = sign
+    return Chunk(IMU, np.arange(n) / 50.0, x)
+
+
+def _run(streams: list[Chunk], detectors: tuple[str, ...], wrist: bool = True, imu: bool = True, cfg=None):
+    fusion = GestureFusion(
+        cfg or FusionConfig(), detectors, FakeWrist.classes if wrist else None, IMU.channels if imu else None
+    )
+    pipe = Pipeline([fusion], sources=[s.stream for s in streams])
+    msgs = sorted([c.slice(i, i + 10) for c in streams for i in range(0, len(c), 10)], key=lambda c: c.t[0])
+    out = pipe.push_many(msgs) + pipe.finish()
+    events = [m for m in out if isinstance(m, GestureEvent)]
+    dec = np.concatenate([m.data for m in out if isinstance(m, Chunk) and m.stream == "decision"])
+    return events, dec
+
+
+def _quiet(name: str) -> Chunk:
+    return _det(name, np.zeros(N, dtype=bool))
+
+
+ALL = ("activation", "fist", "stiffen", "rotation")
+
+
+def test_priority_stop_over_forearm_and_one_event_per_gesture():
+    on = _span(2.0, 4.0)
+    streams = [
+        _det("activation", on),
+        _det("fist", on),
+        _det("stiffen", _span(2.1, 4.0), value=3.0),  # far above its threshold: a real stiffen
+        _det("rotation", np.zeros(N, bool)),
+        _wrist({(2.0, 4.0): (0.0, 0.9, 0.05, 0.05)}),
+        _imu(),
+    ]
+    events, _ = _run(streams, ALL)
+    assert [e.gesture for e in events] == ["stiffen"]
+
+
+def test_fist_spill_over_into_upper_arm_is_not_stop():
+    on = _span(2.0, 4.0)
+    streams = [
+        _det("activation", on),
+        _det("fist", on),
+        _det("stiffen", _span(2.1, 3.0), value=1.2),  # just above threshold 1.0 while the forearm works
+        _quiet("rotation"),
+        _wrist({(2.0, 4.0): (0.0, 0.9, 0.05, 0.05)}),
+        _imu(),
+    ]
+    events, _ = _run(streams, ALL)
+    assert [e.gesture for e in events] == ["fist"]
+
+
+def test_rotation_beats_wave_and_return_is_suppressed():
+    rate = np.where(_span(2.0, 2.6), 200.0, 0.0) + np.where(_span(3.5, 4.2), -120.0, 0.0)
+    streams = [
+        _det("activation", _span(2.0, 2.8)),
+        _quiet("fist"),
+        _quiet("stiffen"),
+        _det("rotation", (rate != 0), rate=rate),
+        _wrist({(2.0, 2.8): (0.0, 0.1, 0.8, 0.1)}),
+        _imu(),
+    ]
+    events, _ = _run(streams, ALL)
+    assert [e.gesture for e in events] == ["rotate_cw"]
+
+
+def test_wave_axis_from_gravity_and_primitive_without_imu():
+    on = _span(2.0, 3.0)
+    probs = {(2.0, 3.0): (0.05, 0.1, 0.1, 0.75)}  # wrist extension
+    base = [_det("activation", on), _quiet("fist"), _wrist(probs)]
+    ev_down, _ = _run([*base, _imu(palm_down=True)], ("activation", "fist"))
+    ev_thumb, _ = _run([*base, _imu(palm_down=False, sign=1.0)], ("activation", "fist"))
+    ev_left_arm, _ = _run([*base, _imu(palm_down=False, sign=-1.0)], ("activation", "fist"))
+    ev_none, _ = _run(base, ("activation", "fist"), imu=False)
+    assert [e.gesture for e in ev_down] == ["wave_up"]
+    assert [e.gesture for e in ev_thumb] == ["wave_right"]
+    assert [e.gesture for e in ev_left_arm] == ["wave_left"]
+    assert [(e.gesture, e.primitive) for e in ev_none] == [("wrist_extension", "wrist_extension")]
+    assert 0.7 < ev_none[0].confidence <= 1.0
+    assert "p_extension" in ev_none[0].evidence
+
+
+def test_fist_when_wrist_says_fist_and_rejection_of_unfamiliar_motion():
+    streams = [
+        _det("activation", _span(2.0, 3.0) | _span(6.0, 7.0)),
+        _det("fist", _span(2.0, 3.0)),
+        _wrist({(2.0, 3.0): (0.05, 0.8, 0.1, 0.05), (6.0, 7.0): (0.9, 0.04, 0.03, 0.03)}),
+    ]
+    events, _ = _run(streams, ("activation", "fist"), imu=False)
+    assert [e.gesture for e in events] == ["fist"]  # the "rest-like" activity at 6 s is rejected
+
+
+def test_stop_during_a_held_fist_is_not_lost():
+    streams = [
+        _det("activation", _span(2.0, 8.0)),
+        _det("fist", _span(2.0, 8.0)),
+        _det("stiffen", _span(5.0, 6.0), value=3.0),
+        _quiet("rotation"),
+        _wrist({(2.0, 8.0): (0.0, 0.9, 0.05, 0.05)}),
+        _imu(),
+    ]
+    events, _ = _run(streams, ALL)
+    assert [e.gesture for e in events] == ["fist", "stiffen"]
+    assert 5.0 <= events[1].t <= 5.2
+
+
+def test_decision_stream_classes():
+    streams = [
+        _det("activation", _span(2.0, 4.0)),
+        _det("fist", _span(2.0, 4.0)),
+        _wrist({(2.0, 4.0): (0.0, 0.1, 0.85, 0.05)}),
+    ]
+    _, dec = _run(streams, ("activation", "fist"), imu=False)
+    assert len(dec) == N
+    cls = dec[:, 0].astype(int)
+    assert (cls[_span(0.0, 2.0)] == DECISION_CLASSES.index("rest")).all()
+    assert (cls[_span(2.0, 4.0)] == DECISION_CLASSES.index("wrist_flexion")).all()
+    assert (cls[_span(4.0, SECONDS)] == DECISION_CLASSES.index("rest")).all()
