@@ -16,4 +16,5 @@ COMMAND_MODULES: tuple[str, ...] = (
     "devices",
     "record",
     "fakedevice",
+    "sim",
 )

@@ -1,0 +1,81 @@
+"""``emgpilot sim --arsdk``: serve the simulator as a virtual Parrot Bebop 2 on loopback."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import threading
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sim",
+        help="run the simulator as a virtual Bebop 2 (ARSDK on 127.0.0.1) for Olympe or any ARSDK client",
+        description=(
+            "Serve the drone simulator over ARSDK (protocol v1, like a Bebop 2) on 127.0.0.1 until "
+            "Ctrl-C. Fly it with `emgpilot run --drone bebop --ip 127.0.0.1 --discovery-port P` or "
+            "with olympe.Drone('127.0.0.1', discovery_port=P)."
+        ),
+    )
+    p.add_argument("--arsdk", action="store_true", help="serve over ARSDK (the only mode so far; required)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind: only 127.0.0.1 is accepted")
+    p.add_argument(
+        "--discovery-port", type=int, default=44445, help="TCP port of the JSON discovery (default 44445; 0 = any)"
+    )
+    p.add_argument(
+        "--handshake-port",
+        type=int,
+        default=44444,
+        help="TCP port of the connection handshake (default 44444; 0 = any)",
+    )
+    p.add_argument(
+        "--no-discovery",
+        action="store_true",
+        help="serve only the handshake port, like a real Bebop 2 firmware (for --legacy-discovery clients)",
+    )
+    p.add_argument("--no-gps", action="store_true", help="report the position as unavailable (indoors)")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from emgpilot.app.cli import CLIError
+    from emgpilot.drone.virtual_bebop import VirtualBebop
+
+    if not args.arsdk:
+        raise CLIError("nothing to serve: use --arsdk (the virtual Bebop 2)")
+    try:
+        drone = VirtualBebop(
+            host=args.host,
+            discovery_port=None if args.no_discovery else args.discovery_port,
+            handshake_port=args.handshake_port,
+            gps=not args.no_gps,
+        )
+        drone.start()
+    except ValueError as e:
+        raise CLIError(str(e)) from e
+    except OSError as e:
+        raise CLIError(f"{e} (another virtual drone running? try --discovery-port 0 --handshake-port 0)") from e
+    stop = threading.Event()
+    try:
+        print(f"virtual Bebop 2 on {drone.host}", flush=True)
+        if drone.discovery_port is not None:
+            print(f"  discovery  tcp {drone.discovery_port}", flush=True)
+        print(f"  handshake  tcp {drone.handshake_port}", flush=True)
+        print(f"  commands   udp {drone.c2d_port}", flush=True)
+        if drone.discovery_port is not None:
+            print(
+                f"fly it: emgpilot run --drone bebop --ip {drone.host} --discovery-port {drone.discovery_port}",
+                flush=True,
+            )
+        print("Ctrl-C to stop", flush=True)
+        stop.wait(args.duration)  # None: until Ctrl-C (KeyboardInterrupt)
+    except KeyboardInterrupt:
+        print("stopping", flush=True)
+    finally:
+        drone.close()
+    s = drone.state()
+    print(f"final state: {s.flying_state}, x={s.x:.2f} y={s.y:.2f} z={s.z:.2f} m, battery {s.battery:.0f} %")
+    return 0
