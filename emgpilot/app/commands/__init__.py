@@ -16,5 +16,6 @@ COMMAND_MODULES: tuple[str, ...] = (
     "devices",
     "record",
     "fakedevice",
+    "train_wrist",
     "sim",
 )

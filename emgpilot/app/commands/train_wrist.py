@@ -1,0 +1,59 @@
+"""``emgpilot train-wrist``: reproduce the shipped wrist network from the shared data."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+_DEFAULT_DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train-wrist",
+        help="train the wrist flexion/extension network on other people's data and print cross-subject accuracy",
+        description=(
+            "Train the wrist network on cote_allard_myo/pre_* (previous users; the three files that are "
+            "eval_Female0's person are left out), evaluate once on the eval_* people, write "
+            "wrist.safetensors + wrist.json. With the default seed and epochs this reproduces the shipped weights."
+        ),
+    )
+    p.add_argument("--data", default=str(_DEFAULT_DATA), help="shared data folder holding cote_allard_myo/")
+    p.add_argument("--out", default=None, help="folder for wrist.safetensors/.json (default: ./wrist_model)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: the shipped model's)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the shipped model's)")
+    p.add_argument("--json", action="store_true", help="print the full evaluation report as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from emgpilot.app.cli import CLIError
+    from emgpilot.classifiers.wrist_train import TrainConfig, format_report, save_model, train_and_evaluate
+
+    data = Path(args.data)
+    if not (data / "cote_allard_myo").is_dir():
+        raise CLIError(f"no cote_allard_myo/ folder in {data} (pass --data)")
+    cfg = TrainConfig()
+    if args.seed is not None:
+        cfg = replace(cfg, seed=args.seed)
+    if args.epochs is not None:
+        if args.epochs < 1:
+            raise CLIError("--epochs must be at least 1")
+        cfg = replace(cfg, epochs=args.epochs)
+    try:
+        model, report = train_and_evaluate(data, cfg)
+    except (FileNotFoundError, ValueError) as e:
+        raise CLIError(str(e)) from e
+    out = save_model(model, Path(args.out) if args.out else Path("wrist_model"))
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(format_report(report))
+        print(f"trained in {report['train_seconds']} s; weights written to {out}")
+    return 0

@@ -1,0 +1,158 @@
+"""Wrist network: shipped weights, numpy/torch agreement, reproducible training, real windows."""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from scipy import signal
+
+from emgpilot.classifiers import wrist_train as wt
+from emgpilot.classifiers.wrist import (
+    CLASSES,
+    N_FEATURES,
+    benchmark_latency,
+    conditioning_sos,
+    load_wrist_model,
+    window_features,
+)
+from emgpilot.signals.preprocess import EMGConditioner, EMGFilterConfig
+from emgpilot.signals.streams import FOREARM_EMG, Chunk
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_wrist_model()
+
+
+def test_shipped_model_declares_interface(model):
+    assert model.classes == CLASSES == ("rest", "fist", "wrist_flexion", "wrist_extension")
+    assert model.channels == 8
+    assert 20 <= model.window <= 80
+    assert model.meta["input_stream"] == "forearm_emg.filtered"
+    assert not set(model.meta["training_subjects"]) & {f"eval_{n}" for n in ("Female0", "Male0", "Male1")}
+    assert not set(model.meta["training_subjects"]) & set(wt.SAME_PERSON_AS_EVAL_FEMALE0)
+
+
+def test_predict_proba_shape_and_probabilities(model):
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 15, size=(5, model.window, 8)).astype(np.float32)
+    p = model.predict_proba(x)
+    assert p.shape == (5, 4)
+    assert p.dtype == np.float32
+    assert np.all(p >= 0)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_predict_proba_rejects_wrong_shapes(model):
+    with pytest.raises(ValueError, match="samples"):
+        model.predict_proba(np.zeros((1, model.window + 1, 8), np.float32))
+    with pytest.raises(ValueError, match="batch"):
+        model.predict_proba(np.zeros((model.window, 8), np.float32))
+
+
+def test_loading_never_unpickles(monkeypatch, tmp_path):
+    def refuse(*args, **kwargs):
+        raise AssertionError("pickle used while loading wrist weights")
+
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
+    monkeypatch.setattr(pickle, "Unpickler", refuse)
+    m = load_wrist_model()
+    assert m.predict_proba(np.zeros((1, m.window, 8), np.float32)).shape == (1, 4)
+    bad = tmp_path / "wrist.pt"
+    bad.write_bytes(b"not a safetensors file")
+    with pytest.raises(ValueError, match="safetensors"):
+        load_wrist_model(bad)
+
+
+def test_loading_reports_corrupt_file(tmp_path):
+    (tmp_path / "w.safetensors").write_bytes(b"garbage")
+    (tmp_path / "w.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"w\.safetensors"):
+        load_wrist_model(tmp_path / "w.safetensors")
+
+
+def test_training_features_match_live_conditioning():
+    """The causal filter used for training is exactly what EMGConditioner emits live."""
+    rng = np.random.default_rng(1)
+    raw = rng.integers(-60, 60, size=(400, 8)).astype(np.float64)
+    stage = EMGConditioner(FOREARM_EMG, EMGFilterConfig())
+    live = np.concatenate(
+        [
+            stage.process(Chunk(FOREARM_EMG, np.arange(a, a + 100) / 200.0, raw[a : a + 100]))[0].data
+            for a in (0, 100, 200, 300)
+        ]
+    )
+    offline = signal.sosfilt(conditioning_sos(), raw, axis=0)
+    np.testing.assert_allclose(live, offline, rtol=1e-4, atol=1e-3)
+
+
+def _synthetic_subjects(n_subjects: int = 3, n: int = 200) -> list[wt.SubjectData]:
+    rng = np.random.default_rng(7)
+    out = []
+    for i in range(n_subjects):
+        y = rng.integers(0, 4, size=n)
+        f = rng.normal(size=(n, N_FEATURES, 8)).astype(np.float32)
+        f[np.arange(n), 0, y * 2] += 3.0  # each class lights one electrode
+        out.append(wt.SubjectData(f"synthetic{i}", f, y, np.zeros(n, np.int64), phase=0.0))
+    return out
+
+
+def test_training_is_reproducible_with_a_seed():
+    cfg = replace(wt.TrainConfig(), epochs=3, batch=64, conv=(4,), dense=(8,))
+    subjects = _synthetic_subjects()
+    a = wt.train(subjects, cfg)
+    b = wt.train(subjects, cfg)
+    c = wt.train(subjects, replace(cfg, seed=cfg.seed + 1))
+    assert a.tensors.keys() == b.tensors.keys()
+    for k in a.tensors:
+        np.testing.assert_array_equal(a.tensors[k], b.tensors[k])
+    assert any(not np.array_equal(a.tensors[k], c.tensors[k]) for k in a.tensors if "weight" in k)
+
+
+def test_numpy_forward_matches_torch():
+    import torch
+
+    cfg = replace(wt.TrainConfig(), epochs=1, batch=64, conv=(4, 5), dense=(6,))
+    torch.manual_seed(0)
+    net = wt.build_net(cfg)
+    mean = np.zeros((N_FEATURES, 1), np.float32)
+    std = np.ones((N_FEATURES, 1), np.float32)
+    m = wt.export(net, cfg, mean, std, 0.0, [])
+    f = np.random.default_rng(2).normal(size=(7, N_FEATURES, 8)).astype(np.float32)
+    with torch.no_grad():
+        want = net(torch.from_numpy(f)).numpy()
+    np.testing.assert_allclose(m.logits_from_features(f, rotation=0), want, rtol=1e-4, atol=1e-5)
+    # A shift of k electrodes in the model equals rolling the input the same way.
+    with torch.no_grad():
+        rolled = net(torch.from_numpy(np.roll(f, -3, axis=2).copy())).numpy()
+    np.testing.assert_allclose(m.logits_from_features(f, rotation=3), rolled, rtol=1e-4, atol=1e-5)
+
+
+def test_save_and_load_round_trip(tmp_path):
+    cfg = replace(wt.TrainConfig(), epochs=1, batch=64, conv=(4,), dense=(8,))
+    m = wt.train(_synthetic_subjects(2, 100), cfg)
+    path = wt.save_model(m, tmp_path)
+    back = load_wrist_model(path)
+    f = window_features(np.random.default_rng(3).normal(0, 10, size=(4, back.window, 8)))
+    np.testing.assert_array_equal(back.logits_from_features(f), m.logits_from_features(f))
+
+
+def test_benchmark_runs(model):
+    out = benchmark_latency(model, n_calls=5)
+    assert set(out) == {"median_us", "p99_us", "mean_us"}
+    assert out["median_us"] > 0
+
+
+@pytest.mark.data
+def test_real_windows_of_an_unseen_person_beat_chance(shared_data, model):
+    """eval_Male1 is a person the shipped model never saw; 4 classes, chance is 0.25."""
+    cfg = wt.TrainConfig(window=model.window)
+    subject = wt.load_subject(shared_data / "cote_allard_myo" / "eval_Male1.npz", cfg.window, 20, cfg.warmup, True)
+    p = model.predict_proba(subject.extra["windows"])
+    ca = float(np.mean(p.argmax(axis=1) == subject.labels))
+    assert ca > 0.6, ca
+    assert set(np.unique(subject.labels)) == {0, 1, 2, 3}
