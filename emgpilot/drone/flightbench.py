@@ -103,13 +103,13 @@ class ArmSource:
 
     recognition = "pipeline"
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, pipeline_config: Any | None = None) -> None:
         from emgpilot.build import build_pipeline
         from emgpilot.signals.synthetic import SyntheticArm
         from emgpilot.signals.synthetic_model import Schedule
 
         self.arm = SyntheticArm(seed=seed, speed=float("inf"), schedule=Schedule.idle())
-        self.pipeline = build_pipeline(self.arm.streams())
+        self.pipeline = build_pipeline(self.arm.streams(), pipeline_config)
         self.arm.start()
         self._t = 0.0
 
@@ -376,7 +376,8 @@ def run_flight_bench(args: Any) -> dict[str, Any]:
 
     ``args`` may carry ``wearers`` (default 4), ``seed`` (first wearer seed, default 0),
     ``course`` (a course TOML), ``mapping`` (a mapping TOML), ``oracle`` (perfect recognition),
-    ``short`` (the two-hoop course) and ``max_gestures`` (per wearer, default 120).
+    ``short`` (the two-hoop course), ``max_gestures`` (per wearer, default 120) and ``config``
+    (a pipeline configuration TOML).
     """
     from emgpilot.drone.course import load_course
     from emgpilot.drone.mapper import load_mapping
@@ -386,6 +387,11 @@ def run_flight_bench(args: Any) -> dict[str, Any]:
     course_path = getattr(args, "course", None)
     course_cfg = short_course() if getattr(args, "short", False) else load_course(course_path)
     mapping = load_mapping(getattr(args, "mapping", None))
+    pipeline_cfg = None
+    if not getattr(args, "oracle", False) and getattr(args, "config", None):
+        from emgpilot.build import load_pipeline_config
+
+        pipeline_cfg = load_pipeline_config(args.config)
     oracle = bool(getattr(args, "oracle", False))
     flight_cfg = FlightConfig()
     if getattr(args, "max_gestures", None):
@@ -395,7 +401,7 @@ def run_flight_bench(args: Any) -> dict[str, Any]:
     recognition = "oracle" if oracle else "pipeline"
     for k in range(n_wearers):
         seed = seed0 + k
-        source: GestureSource = OracleSource() if oracle else ArmSource(seed)
+        source: GestureSource = OracleSource() if oracle else ArmSource(seed, pipeline_cfg)
         try:
             res = fly_course(source, course_cfg, mapping, flight_cfg)
         finally:

@@ -146,11 +146,12 @@ class Pilot:
                 if isinstance(msg, GestureEvent):
                     self._advance(float(msg.t))
                     self._gesture(msg)
-                elif isinstance(msg, GapEvent):
-                    self._advance(float(msg.t))
+                # Status and gap events of live drivers are stamped by the host clock, not in data
+                # time: they take effect now and never move the pilot's data time.
+                elif isinstance(msg, GapEvent) and msg.source_stream in self.sensor_streams:
+                    # only streams whose data clears the gap again (derived streams never do)
                     self.supervisor.sensor_gap(msg.source_stream, msg.reason)
                 elif isinstance(msg, StatusEvent):
-                    self._advance(float(msg.t))
                     self.supervisor.device_status(msg.device, msg.status, msg.detail)
             return self._collect()
 

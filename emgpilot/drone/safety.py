@@ -37,8 +37,12 @@ from emgpilot.signals.streams import CommandEvent, Event, SafetyEvent
 
 log = logging.getLogger(__name__)
 
-LOST_STATUSES = frozenset({"lost", "disconnected", "error", "failed"})
-OK_STATUSES = frozenset({"connected", "reconnected", "ok", "streaming"})
+# Device statuses (emgpilot.signals.serialio / myo) that mean "no trustworthy data" and those
+# that end it; anything else is only logged.
+LOST_STATUSES = frozenset(
+    {"lost", "silent", "disconnected", "stopped", "searching", "scanning", "connecting", "error", "failed"}
+)
+OK_STATUSES = frozenset({"connected", "reconnected", "resumed", "ok", "streaming"})
 
 
 @dataclass
