@@ -180,9 +180,7 @@ def _bebop2_drone_class(olympe: ModuleType) -> type:
             res = od.arsdk_cmd_itf_send(self._cmd_itf, ctypes.pointer(cmd), self._send_status, send_status_userdata)
             if res != 0 and message.buffer_type == ArsdkMessageBufferType.HIGH_PRIO:
                 cmd.buffer_type = od.ARSDK_CMD_BUFFER_TYPE_ACK
-                res = od.arsdk_cmd_itf_send(
-                    self._cmd_itf, ctypes.pointer(cmd), self._send_status, send_status_userdata
-                )
+                res = od.arsdk_cmd_itf_send(self._cmd_itf, ctypes.pointer(cmd), self._send_status, send_status_userdata)
                 if res == 0:
                     self.rerouted_commands.append(message.fullName)
                     self.logger.info(f"{message.fullName} re-routed to the acked buffer (protocol v1)")

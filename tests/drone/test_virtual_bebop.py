@@ -200,9 +200,11 @@ def test_pcmd_moves_the_sim_and_telemetry_follows(vb, client):
     assert vb.wait_until(lambda v: v.sim.x > 0.5, TIMEOUT)
     speed_ids = arsdk.BY_NAME["ardrone3.PilotingState.SpeedChanged"].ids
     forward = client.expect(  # north = forward at take-off
-        lambda f: f.buffer_id == Buffer.D2C_NON_ACK
-        and (c := arsdk.decode_command(f.payload)).ids == speed_ids
-        and c.args["speedX"] > 0.1
+        lambda f: (
+            f.buffer_id == Buffer.D2C_NON_ACK
+            and (c := arsdk.decode_command(f.payload)).ids == speed_ids
+            and c.args["speedX"] > 0.1
+        )
     )
     assert forward.type == FrameType.DATA
     client.command("ardrone3.Piloting.PCMD", 1, 0, 0, 0, 0, 0, buffer=Buffer.C2D_NON_ACK)
@@ -262,3 +264,25 @@ def test_close_is_idempotent_and_releases_the_ports():
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", port))  # free again
+
+
+def test_sim_command_serves_then_stops(capsys):
+    from emgpilot.app.cli import main
+
+    assert main(["sim", "--arsdk", "--discovery-port", "0", "--handshake-port", "0", "--duration", "0.2"]) == 0
+    out = capsys.readouterr().out
+    assert "discovery  tcp" in out and "fly it: emgpilot run --drone bebop --ip 127.0.0.1" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["sim", "--arsdk", "--host", "192.168.42.1"], "refusing host 192.168.42.1"),
+        (["sim"], "use --arsdk"),
+    ],
+)
+def test_sim_command_user_errors(capsys, argv, message):
+    from emgpilot.app.cli import main
+
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err

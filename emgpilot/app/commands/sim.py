@@ -37,6 +37,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--no-gps", action="store_true", help="report the position as unavailable (indoors)")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)")
+    p.add_argument(
+        "--measure",
+        action="store_true",
+        help="instead of serving: time Olympe against a private virtual Bebop on ephemeral ports "
+        "(connect with/without the optional answers, link-loss detection, close) and print JSON",
+    )
     p.set_defaults(func=run)
 
 
@@ -46,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.arsdk:
         raise CLIError("nothing to serve: use --arsdk (the virtual Bebop 2)")
+    if args.measure:
+        return _measure()
     try:
         drone = VirtualBebop(
             host=args.host,
@@ -78,4 +86,42 @@ def run(args: argparse.Namespace) -> int:
         drone.close()
     s = drone.state()
     print(f"final state: {s.flying_state}, x={s.x:.2f} y={s.y:.2f} z={s.z:.2f} m, battery {s.battery:.0f} %")
+    return 0
+
+
+def _measure() -> int:
+    """Wall-clock figures of the Olympe backend against the virtual Bebop 2 (README numbers)."""
+    import json
+    import time
+
+    from emgpilot.app.cli import CLIError
+    from emgpilot.drone.olympe_backend import OlympeBackend, OlympeUnavailable, import_olympe
+    from emgpilot.drone.virtual_bebop import VirtualBebop
+
+    result: dict[str, float | bool] = {}
+    t = time.monotonic()
+    try:
+        import_olympe()
+    except OlympeUnavailable as e:
+        raise CLIError(str(e)) from e
+    result["import_olympe_s"] = round(time.monotonic() - t, 2)
+    for answer in (True, False):
+        with VirtualBebop(discovery_port=0, handshake_port=0, answer_optional=answer) as vb:
+            backend = OlympeBackend("127.0.0.1", discovery_port=vb.discovery_port or 0)
+            try:
+                t = time.monotonic()
+                ok = backend.connect()
+                key = "answered" if answer else "unanswered"
+                result[f"connect_{key}_s"] = round(time.monotonic() - t, 2)
+                result[f"connect_{key}_ok"] = ok
+                if answer and ok:
+                    vb.go_silent()
+                    t = time.monotonic()
+                    result["link_loss_noticed"] = backend.wait_until(lambda b: b.link == "lost", 30.0)
+                    result["link_loss_detect_s"] = round(time.monotonic() - t, 1)
+            finally:
+                t = time.monotonic()
+                backend.close()
+                result[f"close_after_{'link_loss' if answer else 'connect'}_s"] = round(time.monotonic() - t, 2)
+    print(json.dumps(result, indent=2))
     return 0
