@@ -156,9 +156,58 @@ class ArraySource:
         return cls(emg, imu, upper)
 
 
-def default_source(seed: int = 0) -> SignalSource:
-    """The project's synthetic arm when it is importable and fits, else :class:`SimpleArm`."""
-    return SimpleArm(seed)
+class SyntheticSource:
+    """Raw counts from the project's synthetic arm (realistic gestures, wearer, noise).
+
+    The arm gives Myo EMG as int8 counts, MyoWare as 10-bit counts (2 channels at 1 kHz) and
+    the IMU in physical units; this turns them into what the hardware puts on the wire. An
+    upper-arm request the arm cannot serve (other channel count or rate) falls back to
+    :class:`SimpleArm`.
+    """
+
+    def __init__(self, seed: int = 0, streams: tuple[str, ...] = ("forearm_emg", "forearm_imu", "upper_emg")) -> None:
+        from emgpilot.signals.synthetic import SyntheticArm
+
+        self._arm = SyntheticArm(seed=seed, speed=float("inf"), chunk_s=0.1, streams=streams)
+        self._buf: dict[str, list[np.ndarray]] = {name: [] for name in streams}
+        self._held = dict.fromkeys(streams, 0)
+        self._fallback = SimpleArm(seed)
+
+    def _take(self, name: str, n: int) -> np.ndarray:
+        while self._held[name] < n:
+            for m in self._arm.read(0):
+                data = getattr(m, "data", None)
+                if data is not None and m.info.name in self._buf:
+                    self._buf[m.info.name].append(np.asarray(data))
+                    self._held[m.info.name] += len(data)
+        joined = np.concatenate(self._buf[name])
+        self._buf[name] = [joined[n:]]
+        self._held[name] = len(joined) - n
+        return joined[:n]
+
+    def forearm_emg(self, n: int) -> np.ndarray:
+        return np.clip(np.round(self._take("forearm_emg", n)), -128, 127).astype(np.int8)
+
+    def forearm_imu(self, n: int) -> np.ndarray:
+        x = self._take("forearm_imu", n) * np.array([16384.0] * 4 + [2048.0] * 3 + [16.0] * 3)
+        return np.clip(np.round(x), -32768, 32767).astype(np.int16)
+
+    def upper_emg(self, n: int, n_channels: int, adc_bits: int) -> np.ndarray:
+        if n_channels != 2 or "upper_emg" not in self._buf:
+            return self._fallback.upper_emg(n, n_channels, adc_bits)
+        x = self._take("upper_emg", n) * (((1 << adc_bits) - 1) / 1023.0)
+        return np.clip(np.round(x), 0, (1 << adc_bits) - 1).astype(np.uint16)
+
+
+def default_source(
+    seed: int = 0, streams: tuple[str, ...] = ("forearm_emg", "forearm_imu", "upper_emg")
+) -> SignalSource:
+    """The project's synthetic arm when it is importable, else :class:`SimpleArm`."""
+    try:
+        return SyntheticSource(seed, streams)
+    except ImportError as e:
+        log.info("synthetic arm not available (%s): using the simple generator", e)
+        return SimpleArm(seed)
 
 
 # --------------------------------------------------------------------------- pseudo-terminal
@@ -247,9 +296,11 @@ class _FakeDevice:
 
     tick_s = 0.005
 
+    streams_used: tuple[str, ...] = ()
+
     def __init__(self, link: str | Path | None = None, source: SignalSource | None = None, seed: int = 0) -> None:
         self.port = PtyPort(link)
-        self.source = source or default_source(seed)
+        self.source = source or default_source(seed, self.streams_used)
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -375,6 +426,8 @@ class FakeMyoDongle(_FakeDevice):
     and IMU (50 Hz) once the client has enabled notifications and set the mode, like the
     armband. ``sent_emg`` keeps what was sent when ``keep_sent`` is true (for tests).
     """
+
+    streams_used = ("forearm_emg", "forearm_imu")
 
     def __init__(
         self,
@@ -580,6 +633,8 @@ class FakeMyoWareBoard(_FakeDevice):
     ``reset_garbage_s`` imitates an Uno/Nano resetting when the port opens: that long of
     bootloader noise before the first record.
     """
+
+    streams_used = ("upper_emg",)
 
     def __init__(
         self,

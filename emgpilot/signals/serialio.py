@@ -119,16 +119,19 @@ class SampleClock:
     """Data time of a regularly sampled stream.
 
     Sample ``k`` is at ``t0 + offset + k * period``. ``t0`` is anchored at the first batch
-    (host arrival time minus the batch's duration); a proportional-integral loop with low
-    gains nudges ``offset`` and ``period`` so the stamps follow the host clock on average
-    (the device's crystal drifts; USB jitter averages out). A host-time lag beyond
-    ``resync_s`` means samples were lost without trace: the counter jumps over them and they
-    are counted as dropped.
+    (host arrival time minus the batch's duration); a second-order loop (proportional on the
+    phase, integral on the period) nudges ``offset`` and ``period`` so the stamps follow the
+    host clock on average: the device's crystal drifts, USB jitter averages out. With the
+    default gains (per second of data) the loop is critically damped with a time constant of
+    about 20 s: sample spacing stays at the nominal period unless the device really runs off
+    it, and jitter or a stall moves stamps by a fraction of a millisecond per second. A host-time lag
+    beyond ``resync_s`` means samples were lost without trace: the counter jumps over them and
+    they are counted as dropped.
 
     Parameters
     ----------
     rate_hz : nominal sample rate.
-    kp, ki : loop gains per batch (phase, frequency).
+    kp, ki : loop gains per second of data (phase 1/s, frequency 1/s^2).
     resync_s : lag (or lead) beyond which the clock re-anchors instead of slewing.
     max_rate_error : the estimated period stays within this fraction of nominal.
     """
@@ -136,9 +139,9 @@ class SampleClock:
     def __init__(
         self,
         rate_hz: float,
-        kp: float = 0.01,
-        ki: float = 2e-5,
-        resync_s: float = 0.25,
+        kp: float = 0.05,
+        ki: float = 0.000625,
+        resync_s: float = 0.5,
         max_rate_error: float = 0.02,
     ) -> None:
         self.rate_hz = float(rate_hz)
@@ -190,20 +193,25 @@ class SampleClock:
                 self.dropped += missing
                 self.resyncs += 1
             elif err < -self.resync_s:
-                # the device ran far ahead of the host (clock jump, burst after a stall): re-anchor
-                self._t0 = host_t - (n - 1) * self._period
+                # the device ran far ahead of the host (clock jump, burst after a stall): re-anchor,
+                # but never before the last stamp given out
+                self._t0 = max(host_t - (n - 1) * self._period, self._last_t + self._period)
                 self._count = 0
                 self._offset = 0.0
                 self.resyncs += 1
             else:
-                self._offset += self.kp * err
-                limit = self.nominal_period * self.max_rate_error
-                delta = float(np.clip(self._period - self.nominal_period + self.ki * err, -limit, limit))
+                dt = n * self.nominal_period  # data time this batch covers
+                self._offset += min(1.0, self.kp * dt) * err
+                ratio = self._period / self.nominal_period - 1.0 + self.ki * dt * err
+                ratio = float(np.clip(ratio, -self.max_rate_error, self.max_rate_error))
+                period = self.nominal_period * (1.0 + ratio)
                 # keep the newest stamp where it is when the period changes
-                self._offset += (self._count + n - 1) * (self._period - (self.nominal_period + delta))
-                self._period = self.nominal_period + delta
+                self._offset += (self._count + n - 1) * (self._period - period)
+                self._period = period
         idx = np.arange(self._count, self._count + n, dtype=np.float64)
-        t = self._t0 + self._offset + idx * self._period
+        return self._finish(self._t0 + self._offset + idx * self._period, n)
+
+    def _finish(self, t: np.ndarray, n: int) -> np.ndarray:
         # stamps never go backwards, whatever the loop does
         floor = self._last_t + 1e-3 * self._period
         if t[0] < floor:

@@ -21,7 +21,7 @@ import tracemalloc
 from dataclasses import dataclass, field
 from typing import Any
 
-from emgpilot.signals.fakes import FakeMyoDongle, FakeMyoWareBoard, _FakeDevice
+from emgpilot.signals.fakes import FakeMyoDongle, FakeMyoWareBoard, SimpleArm, _FakeDevice
 from emgpilot.signals.myo import MyoDevice
 from emgpilot.signals.myoware import MyoWareConfig, MyoWareDevice
 from emgpilot.signals.serialio import PortDevice
@@ -154,14 +154,14 @@ def soak_device(kind: str, data_s: float, checkpoints: int = 12, memory: str = "
     trace_memory = memory == "tracemalloc"
     fake: _FakeDevice
     if kind == "myo":
-        fake = FakeMyoDongle()
+        fake = FakeMyoDongle(source=SimpleArm())
         expected = {"forearm_emg": int(data_s * 200), "forearm_imu": int(data_s * 50)}
     else:
         protocol = kind.split("-")[1]
         # CSV with sequence numbers needs more than 115200 baud at 1 kHz: use the common 250000
         csv = protocol == "csv"
         cfg = MyoWareConfig(protocol=protocol, adc_bits=10 if csv else 12, sequence=csv, baudrate=250000)
-        fake = FakeMyoWareBoard(cfg)
+        fake = FakeMyoWareBoard(cfg, source=SimpleArm())
         expected = {"upper_emg": int(data_s * cfg.rate_hz)}
     wire = VirtualSerial(fake, t_end=data_s)
     _attach(fake, wire)
