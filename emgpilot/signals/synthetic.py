@@ -158,14 +158,24 @@ class _Action:
     profiles: list[_Profile] = field(default_factory=list)
     accels: list[_Accel] = field(default_factory=list)
     artefacts: list[_Artefact] = field(default_factory=list)
+    end_cue: tuple[float, int, str] | None = None  # the "rest" cue that ends this gesture
+
+
+def _span(t: np.ndarray, t_from: float, t_to: float) -> slice:
+    """Indices of the sorted times ``t`` with ``t_from <= t <= t_to`` (where an effect is non-zero)."""
+    return slice(int(np.searchsorted(t, t_from, "left")), int(np.searchsorted(t, t_to, "right")))
+
+
+# Every effect below is exactly zero outside its time span, so only that span is evaluated.
 
 
 def _eval_activation(actions: Sequence[_Action], t: np.ndarray) -> np.ndarray:
     out = np.zeros((t.shape[0], len(MUSCLES)))
     for a in actions:
         for e in a.envelopes:
-            if e.t0 < t[-1] and e.t1 > t[0]:
-                out += e(t)[:, None] * e.act[None, :]
+            sl = _span(t, e.t0, e.t1)
+            if sl.stop > sl.start:
+                out[sl] += e(t[sl])[:, None] * e.act[None, :]
     return out
 
 
@@ -175,11 +185,13 @@ def _eval_angles(actions: Sequence[_Action], t: np.ndarray) -> dict[str, tuple[n
     vel = {ax: np.zeros(t.shape[0]) for ax in _AXES}
     for a in actions:
         for p in a.profiles:
-            if p.t0 > t[-1] or (p.shape == "bump" and p.t0 + p.dur < t[0]):
-                continue
-            dp, dv = p(t)
-            pos[p.axis] += dp
-            vel[p.axis] += dv
+            sl = _span(t, p.t0, p.t0 + p.dur)
+            if sl.stop > sl.start:
+                dp, dv = p(t[sl])
+                pos[p.axis][sl] += dp
+                vel[p.axis][sl] += dv
+            if p.shape == "step" and sl.stop < t.shape[0]:
+                pos[p.axis][sl.stop :] += p.amp_deg  # a completed step keeps its end angle
     return {ax: (pos[ax], vel[ax]) for ax in _AXES}
 
 
@@ -187,17 +199,24 @@ def _eval_accel(actions: Sequence[_Action], t: np.ndarray) -> np.ndarray:
     out = np.zeros((t.shape[0], 3))
     for a in actions:
         for acc in a.accels:
-            if acc.t0 < t[-1] and acc.t0 + acc.dur > t[0]:
-                out += acc(t)
+            sl = _span(t, acc.t0, acc.t0 + acc.dur)
+            if sl.stop > sl.start:
+                out[sl] += acc(t[sl])
     return out
 
 
-def _eval_artefacts(actions: Sequence[_Action], t: np.ndarray, sensor: str, n_ch: int) -> np.ndarray:
-    out = np.zeros((t.shape[0], n_ch))
+def _eval_artefacts(actions: Sequence[_Action], t: np.ndarray, sensor: str, n_ch: int) -> np.ndarray | None:
+    """Sum of the motion artefacts of one sensor, or None when there are none in this block."""
+    out = None
     for a in actions:
         for art in a.artefacts:
-            if art.sensor == sensor and art.t0 < t[-1] and art.t_end > t[0]:
-                out += art(t)
+            if art.sensor != sensor:
+                continue
+            sl = _span(t, art.t0, art.t_end)
+            if sl.stop > sl.start:
+                if out is None:
+                    out = np.zeros((t.shape[0], n_ch))
+                out[sl] += art(t[sl])
     return out
 
 
@@ -253,6 +272,72 @@ def orientation_and_rate(
     return inner, omega
 
 
+def sensor_kinematics(
+    yaw: np.ndarray,
+    pitch: np.ndarray,
+    roll: np.ndarray,
+    wobble: np.ndarray,
+    band: float,
+    yaw_rate: np.ndarray,
+    pitch_rate: np.ndarray,
+    roll_rate: np.ndarray,
+    wobble_rate: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+    """Closed form of ``R = Rz(yaw) Ry(pitch) Rx(roll) Ry(wobble) Rx(band)`` (radians, rad/s).
+
+    Returns the quaternion ``[n, 4]``, the body-frame angular rate ``[n, 3]`` (rad/s), gravity as
+    the sensor's specific force ``R^T e_z`` ``[n, 3]`` (g), and a function mapping forearm-frame
+    vectors (after roll) into the sensor frame. :func:`orientation_and_rate` is the general (slower)
+    version this is tested against.
+    """
+    cp, sp = np.cos(pitch), np.sin(pitch)
+    cr, sr = np.cos(roll), np.sin(roll)
+    cw, sw = np.cos(wobble), np.sin(wobble)
+    cb, sb = math.cos(band), math.sin(band)
+
+    def to_sensor(v: np.ndarray) -> np.ndarray:
+        # (Ry(wobble) Rx(band))^T v = Rx(band)^T Ry(wobble)^T v
+        ux = cw * v[:, 0] - sw * v[:, 2]
+        uz = sw * v[:, 0] + cw * v[:, 2]
+        out = np.empty_like(v)
+        out[:, 0] = ux
+        out[:, 1] = cb * v[:, 1] + sb * uz
+        out[:, 2] = -sb * v[:, 1] + cb * uz
+        return out
+
+    n = yaw.shape[0]
+    # Body rates of Rz(yaw) Ry(pitch) Rx(roll) in the rolled forearm frame.
+    w_f = np.empty((n, 3))
+    w_f[:, 0] = roll_rate - yaw_rate * sp
+    w_f[:, 1] = pitch_rate * cr + yaw_rate * cp * sr
+    w_f[:, 2] = -pitch_rate * sr + yaw_rate * cp * cr
+    omega = to_sensor(w_f)
+    omega[:, 1] += wobble_rate * cb  # the wobble turns about the forearm's y: Rx(band)^T e_y
+    omega[:, 2] -= wobble_rate * sb
+    up_f = np.empty((n, 3))
+    up_f[:, 0] = -sp
+    up_f[:, 1] = cp * sr
+    up_f[:, 2] = cp * cr
+    gravity = to_sensor(up_f)
+    # Quaternion: ZYX Euler in closed form, then the wobble and the constant band rotation.
+    c1, s1 = np.cos(yaw / 2), np.sin(yaw / 2)
+    c2, s2 = np.cos(pitch / 2), np.sin(pitch / 2)
+    c3, s3 = np.cos(roll / 2), np.sin(roll / 2)
+    q = np.empty((n, 4))
+    q[:, 0] = c3 * c2 * c1 + s3 * s2 * s1
+    q[:, 1] = s3 * c2 * c1 - c3 * s2 * s1
+    q[:, 2] = c3 * s2 * c1 + s3 * c2 * s1
+    q[:, 3] = c3 * c2 * s1 - s3 * s2 * c1
+    q = _quat_mul(q, _axis_quat(1, wobble))
+    cb2, sb2 = math.cos(band / 2), math.sin(band / 2)
+    qb = np.empty_like(q)  # q (x) (cos b/2, sin b/2, 0, 0)
+    qb[:, 0] = q[:, 0] * cb2 - q[:, 1] * sb2
+    qb[:, 1] = q[:, 0] * sb2 + q[:, 1] * cb2
+    qb[:, 2] = q[:, 2] * cb2 + q[:, 3] * sb2
+    qb[:, 3] = q[:, 3] * cb2 - q[:, 2] * sb2
+    return qb, omega, gravity, to_sensor
+
+
 # --------------------------------------------------------------------------- the device
 
 
@@ -290,8 +375,9 @@ class _Carriers:
         self.low_weight = low_weight
         self.n = round(fs * BLOCK_S)
         (self.sos_hi, self.g_hi), (self.sos_lo, self.g_lo) = _carrier_filters(fs)
-        self.zi_hi = np.zeros((self.sos_hi.shape[0], 2, n_ch))
-        self.zi_lo = np.zeros((self.sos_lo.shape[0], 2, n_ch))
+        # Filtered along the last axis ([channel, sample] layout), which sosfilt runs without copies.
+        self.zi_hi = np.zeros((self.sos_hi.shape[0], n_ch, 2))
+        self.zi_lo = np.zeros((self.sos_lo.shape[0], n_ch, 2))
         self.next_block = 0
         self.cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -305,17 +391,17 @@ class _Carriers:
             rng = _block_rng(self.seed, self.purpose, self.next_block)
             # Uniform draws are ~6x cheaper than normal ones; the band-pass filters (and the sum of
             # three for the floor) make the result near-Gaussian anyway.
-            u = rng.random((5, self.n, self.n_ch))
+            u = rng.random((5, self.n_ch, self.n))
             u -= 0.5
-            hi, self.zi_hi = signal.sosfilt(self.sos_hi, u[0], axis=0, zi=self.zi_hi)
-            lo, self.zi_lo = signal.sosfilt(self.sos_lo, u[1], axis=0, zi=self.zi_lo)
+            hi, self.zi_hi = signal.sosfilt(self.sos_hi, u[0], axis=-1, zi=self.zi_hi)
+            lo, self.zi_lo = signal.sosfilt(self.sos_lo, u[1], axis=-1, zi=self.zi_lo)
             w_lo = self.low_weight((self.next_block + 0.5) * BLOCK_S)
             hi *= math.sqrt(1.0 - w_lo) * self.g_hi * _UNIFORM_SD
             hi += lo * (math.sqrt(w_lo) * self.g_lo * _UNIFORM_SD)
             floor = u[2] + u[3]
             floor += u[4]
             floor *= 2.0
-            self.cache[self.next_block] = (hi, floor)
+            self.cache[self.next_block] = (np.ascontiguousarray(hi.T), np.ascontiguousarray(floor.T))
             self.next_block += 1
         for old in [b for b in self.cache if b < block - 1]:
             del self.cache[old]
@@ -499,13 +585,35 @@ class SyntheticArm:
             dur = duration_s if duration_s is not None else DEFAULT_PERFORM_S.get(label, DEFAULT_PERFORM_OTHER_S)
             rng = _block_rng(self.seed, _P_PERFORM, self._n_performed)
             self._n_performed += 1
+            interrupted = self._interrupt(now)
             t_start = self._compile_item(ScheduleItem(now, dur, label, jitter=jitter), None, rng, earliest=now)
+            if interrupted and t_start > now:
+                self._add_cue(now, REST)
             # The emitted past is unchanged (every new effect starts at or after `now`); blocks
             # holding any future sample are recomputed.
             first_dirty = math.floor(now / BLOCK_S)
             for b in [b for b in self._blocks if b >= first_dirty]:
                 del self._blocks[b]
             return t_start
+
+    def _interrupt(self, now: float) -> bool:
+        """End the gestures still held at ``now`` (the wearer switches to a new one): their
+        activation starts ramping off now and their pending end cue is dropped. Nothing
+        before ``now`` changes."""
+        interrupted = False
+        lo = bisect.bisect_left(self._action_starts, now - self._max_action_len - 1e-9)
+        hi = bisect.bisect_right(self._action_starts, now)
+        for a in self._actions[lo:hi]:
+            if a.end_cue is None or a.end_cue[0] <= now:
+                continue
+            for e in a.envelopes:
+                e.t1 = min(e.t1, now + e.ramp_off)
+            k = bisect.bisect_left(self._cues, a.end_cue)
+            if k >= self._cue_next and k < len(self._cues) and self._cues[k] == a.end_cue:
+                del self._cues[k]
+            a.end_cue = None
+            interrupted = True
+        return interrupted
 
     # ------------------------------------------------------------------ internals: time grid
 
@@ -604,9 +712,11 @@ class SyntheticArm:
         self._actions.insert(k, a)
         self._max_action_len = max(self._max_action_len, a.t_end - a.t_start)
 
-    def _add_cue(self, t: float, label: str) -> None:
-        bisect.insort(self._cues, (t, self._cue_seq, label))
+    def _add_cue(self, t: float, label: str) -> tuple[float, int, str]:
+        cue = (t, self._cue_seq, label)
+        bisect.insort(self._cues, cue)
         self._cue_seq += 1
+        return cue
 
     def _compile_item(
         self, item: ScheduleItem, nxt: ScheduleItem | None, rng: np.random.Generator, earliest: float
@@ -654,9 +764,12 @@ class SyntheticArm:
                 peak = w.turn_peak_dps * rng.uniform(0.8, 1.2)
             else:
                 amp = rng.uniform(50.0, 85.0) * math.sqrt(vigour)
-                peak = float(np.clip(w.rotate_peak_dps * vigour * rng.uniform(0.85, 1.15), 100.0, 320.0))
+                peak = float(np.clip(w.rotate_peak_dps * vigour * rng.uniform(0.85, 1.15), 120.0, 320.0))
             t_out = 2.0 * amp / peak
-            t_back = 2.0 * amp / (peak * rng.uniform(0.3, 0.45)) if kind == "rotate" else 2.0 * amp / peak
+            # The return to neutral is unhurried (a third of the twist's speed, at most 100 deg/s),
+            # so it does not look like a rotation the other way.
+            back_peak = min(100.0, peak * rng.uniform(0.25, 0.4)) if kind == "rotate" else peak
+            t_back = 2.0 * amp / back_peak
             dur = max(dur, t_out)
             action.profiles += [
                 _Profile("roll", t0, t_out, sign * amp),
@@ -685,7 +798,7 @@ class SyntheticArm:
             for _ in range(n_moves):
                 ts = t0 + rng.uniform(0.0, max(dur - 0.4, 0.01))
                 axis = str(rng.choice(["yaw", "elev", "roll"]))
-                action.profiles.append(_Profile(axis, ts, rng.uniform(0.4, 1.0), rng.normal(0, 15), "bump"))
+                action.profiles.append(_Profile(axis, ts, rng.uniform(0.4, 1.0), rng.normal(0, 10), "bump"))
                 action.accels.append(_Accel(ts, rng.uniform(0.2, 0.5), rng.normal(0.0, 0.1, 3)))
             action.t_end = t0 + dur + 1.0
         if kind in ("wave", "rotate", "free") and rng.random() < 0.3:
@@ -693,7 +806,7 @@ class SyntheticArm:
         action.envelopes.append(_Envelope(t0, t0 + dur, ramp_on, ramp_off, act))
         self._add_action(action)
         self._add_cue(t0, label)
-        self._add_cue(t0 + dur, REST)
+        action.end_cue = self._add_cue(t0 + dur, REST)
         self._posture_free_at = max(self._posture_free_at, action.t_end)
         return t0
 
@@ -840,7 +953,9 @@ class SyntheticArm:
         x = amp * carrier
         x += floor[None, :] * white
         self._add_hum(x, b, FOREARM_EMG.rate_hz, w.hum_forearm * f["hum_gain_f"], f["hum_phase_f"])
-        x += _eval_artefacts(actions, t, "forearm", 8)
+        artefacts = _eval_artefacts(actions, t, "forearm", 8)
+        if artefacts is not None:
+            x += artefacts
         x *= np.asarray(w.channel_gains)[None, :] * slow["drift"][:-1, :8]
         np.rint(x, out=x)
         np.clip(x, -128, 127, out=x)
@@ -856,8 +971,9 @@ class SyntheticArm:
         x = amp * carrier
         x += w.upper_noise * white
         self._add_hum(x, b, UPPER_EMG.rate_hz, np.full(2, w.hum_upper), f["hum_phase_u"])
-        if any(art.sensor == "upper" for act in actions for art in act.artefacts):
-            x += _eval_artefacts(actions, self._times(b, UPPER_EMG.rate_hz), "upper", 2)
+        artefacts = _eval_artefacts(actions, self._times(b, UPPER_EMG.rate_hz), "upper", 2)
+        if artefacts is not None:
+            x += artefacts
         # The ADC offset wanders by a few counts over minutes: computed on the 200 Hz grid.
         t_slow = slow["t"][:-1]
         offset = np.asarray(w.upper_offset)[None, :] + f["offset_wander"][None, :] * np.sin(
@@ -883,18 +999,11 @@ class SyntheticArm:
             angles[axis] = (ang[axis][0] + wander) * deg
             rates[axis] = (ang[axis][1] + wander_rate) * deg
         angles["elev"] = angles["elev"] + w.elevation_deg * deg
-        psi = np.full(n, w.band_rotation_deg * deg)
-        # R = Rz(yaw) Ry(-elevation) Rx(roll) Ry(wobble) Rx(band rotation)
-        q, omega = orientation_and_rate(
-            [angles["yaw"], -angles["elev"], angles["roll"], ang["wobble"][0] * deg, psi],
-            [rates["yaw"], -rates["elev"], rates["roll"], ang["wobble"][1] * deg, np.zeros(n)],
-            [2, 1, 0, 1, 0],
+        q, omega, gravity, to_sensor = sensor_kinematics(
+            angles["yaw"], -angles["elev"], angles["roll"], ang["wobble"][0] * deg, w.band_rotation_deg * deg,
+            rates["yaw"], -rates["elev"], rates["roll"], ang["wobble"][1] * deg,
         )
-        r = _quat_to_matrix(q)
-        gravity = r[:, 2, :]  # R^T (0, 0, 1): the specific force of a still sensor, in g
-        lin_f = _eval_accel(actions, t)  # forearm frame -> sensor frame via Ry(wobble) Rx(psi)
-        q_local, _ = orientation_and_rate([ang["wobble"][0] * deg, psi], [np.zeros(n), np.zeros(n)], [1, 0])
-        lin = np.einsum("nji,nj->ni", _quat_to_matrix(q_local), lin_f)
+        lin = to_sensor(_eval_accel(actions, t))  # small linear accelerations, forearm frame -> sensor
         rng = _block_rng(self.seed, _P_IMU, b)
         acc = gravity + lin + rng.normal(0.0, w.acc_noise_g, (n, 3))
         gyro = omega / deg + np.asarray(w.gyro_bias_dps)[None, :] + rng.normal(0.0, w.gyro_noise_dps, (n, 3))

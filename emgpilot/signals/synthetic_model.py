@@ -172,7 +172,7 @@ class Wearer:
     vigour_sd: float = 0.15
     duration_sd: float = 0.15
     rotate_peak_dps: float = 220.0
-    turn_peak_dps: float = 90.0
+    turn_peak_dps: float = 70.0
     gyro_bias_dps: tuple[float, float, float] = (0.5, -0.3, 0.2)
     gyro_noise_dps: float = 0.6
     acc_noise_g: float = 0.006
@@ -228,7 +228,7 @@ class Wearer:
             vigour_sd=float(rng.uniform(0.08, 0.25)),
             duration_sd=float(rng.uniform(0.05, 0.25)),
             rotate_peak_dps=float(rng.uniform(170.0, 280.0)),
-            turn_peak_dps=float(rng.uniform(70.0, 110.0)),
+            turn_peak_dps=float(rng.uniform(50.0, 90.0)),
             gyro_bias_dps=tuple(float(b) for b in rng.normal(0.0, 1.0, 3)),  # type: ignore[arg-type]
             gyro_noise_dps=float(rng.uniform(0.3, 1.2)),
             acc_noise_g=float(rng.uniform(0.003, 0.01)),

@@ -12,7 +12,7 @@ import pytest
 from emgpilot.signals import synthetic_levels
 from emgpilot.signals.device import Device
 from emgpilot.signals.streams import EVENT_STREAMS, FOREARM_EMG, FOREARM_IMU, UPPER_EMG, Chunk, CueEvent
-from emgpilot.signals.synthetic import Schedule, SyntheticArm, Wearer, generate
+from emgpilot.signals.synthetic import Schedule, SyntheticArm, Wearer, generate, orientation_and_rate, sensor_kinematics
 from emgpilot.signals.vocabulary import CUE_TO_TARGET, GESTURES
 
 EVERY_LABEL = ["fist", "wrist_flexion", "wrist_extension", "stiffen", "elbow_flexion", "rotate_cw", "rotate_ccw"]
@@ -253,6 +253,33 @@ def test_armband_rotation_shifts_channels_fractionally():
     assert not np.allclose(half, g0) and not np.allclose(half, g1)
 
 
+def test_closed_form_kinematics_match_the_general_rotation_product():
+    rng = np.random.default_rng(0)
+    n, band = 64, 0.4
+    angles = [rng.uniform(-3, 3, n) for _ in range(4)]
+    rates = [rng.normal(0, 2, n) for _ in range(4)]
+    q, omega, gravity, to_sensor = sensor_kinematics(*angles, band, *rates)
+    q_ref, omega_ref = orientation_and_rate([*angles, np.full(n, band)], [*rates, np.zeros(n)], [2, 1, 0, 1, 0])
+    np.testing.assert_allclose(q, q_ref, atol=1e-12)
+    np.testing.assert_allclose(omega, omega_ref, atol=1e-12)
+    w, x, y, z = q_ref.T
+    up = np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], 1)  # R^T e_z
+    np.testing.assert_allclose(gravity, up, atol=1e-12)
+    v = rng.normal(size=(n, 3))
+    q_local, _ = orientation_and_rate([angles[3], np.full(n, band)], [np.zeros(n)] * 2, [1, 0])
+    # Rotating the sensor-frame vector back by the local rotation recovers the forearm-frame one.
+    w, x, y, z = q_local.T
+    local = np.stack(
+        [
+            np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], 1),
+            np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], 1),
+            np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], 1),
+        ],
+        1,
+    )
+    np.testing.assert_allclose(np.einsum("nij,nj->ni", local, to_sensor(v)), v, atol=1e-12)
+
+
 # --------------------------------------------------------------------------- levels
 
 
@@ -343,6 +370,24 @@ def test_perform_wave_turns_the_hand_first():
     imu = data["forearm_imu"]
     m = (imu.t > t_gesture) & (imu.t < t_gesture + 0.5)
     assert imu.data[m, 5].mean() > 0.9  # thumb up by the time the wave starts
+
+
+def test_perform_interrupts_the_gesture_being_held():
+    arm = SyntheticArm(seed=3, speed=math.inf, schedule=Schedule.idle(), chunk_s=0.1, duration_s=5.0, wearer=Wearer())
+    arm.start()
+    msgs = arm.read()
+    arm.perform("fist", duration_s=2.0)
+    for _ in range(5):
+        msgs += arm.read()
+    arm.perform("stiffen", duration_s=1.0)  # at 0.6 s, while the fist is still held
+    while not arm.finished:
+        msgs += arm.read()
+    arm.stop()
+    cues = [m for m in msgs if isinstance(m, CueEvent)]
+    assert [(round(c.t, 6), c.label) for c in cues] == [(0.0, "rest"), (0.1, "fist"), (0.6, "stiffen"), (1.6, "rest")]
+    parts = [m for m in msgs if isinstance(m, Chunk) and m.info is FOREARM_EMG]
+    emg = Chunk(FOREARM_EMG, np.concatenate([c.t for c in parts]), np.concatenate([c.data for c in parts]))
+    assert rms_between(emg, 1.0, 1.6).mean() < 0.5 * rms_between(emg, 0.3, 0.55).mean()  # the fist was released
 
 
 def test_perform_rejects_unknown_labels():
