@@ -322,3 +322,75 @@ def test_port_disappears_and_comes_back(board: FakeMyoWareBoard) -> None:
     assert any(isinstance(m, GapEvent) and m.reason == "lost" for m in got)
     assert statuses(got)[-1] == "reconnected" and dev.stats()["reconnects"] == 1
     assert samples(got) > n_before + 200
+
+
+# ----------------------------------------------------------------------------- the shipped sketch
+
+SKETCH = Path(__file__).resolve().parents[2] / "emgpilot" / "firmware" / "myoware_binary" / "myoware_binary.ino"
+
+ARDUINO_STUB = """
+#pragma once
+#include <cstdint>
+#include <cstdio>
+#include <algorithm>
+using std::min;
+enum { A0 = 0, A1 = 1, A2 = 2, A3 = 3 };
+extern uint32_t fake_us;
+extern uint32_t fake_reads;
+inline uint32_t micros() { return fake_us; }
+inline int analogRead(uint8_t pin) { return (int)((fake_reads++ * 7 + pin * 100) % 1024); }
+struct FakeSerial {
+  double budget = 0;       // bytes the UART could have sent by now
+  double bytes_per_us = 0;
+  uint32_t last_us = 0;
+  void begin(uint32_t baud) { bytes_per_us = LINK_BAUD / 10.0 / 1e6; (void)baud; }
+  int availableForWrite() {
+    budget = std::min(64.0, budget + (fake_us - last_us) * bytes_per_us);
+    last_us = fake_us;
+    return (int)budget;
+  }
+  size_t write(const uint8_t *p, size_t n) { budget -= n; return fwrite(p, 1, n, stdout); }
+};
+extern FakeSerial Serial;
+"""
+
+HARNESS = """
+#include "Arduino.h"
+uint32_t fake_us = 0; uint32_t fake_reads = 0; FakeSerial Serial;
+#include "sketch.cpp"
+int main() { setup(); for (long i = 0; i < 1000000; i++) { fake_us += 2; loop(); } return 0; }
+"""
+
+
+@pytest.mark.parametrize("link_baud", [115200, 9600])
+def test_shipped_sketch_speaks_the_binary_protocol(tmp_path: Path, link_baud: int) -> None:
+    """Compile the Arduino sketch for the host against a stub core and decode what it sends."""
+    import shutil
+    import subprocess
+
+    cxx = shutil.which("g++") or shutil.which("clang++")
+    if cxx is None:
+        pytest.skip("no C++ compiler to build the sketch on the host")
+    (tmp_path / "Arduino.h").write_text(ARDUINO_STUB.replace("LINK_BAUD", str(link_baud)))
+    (tmp_path / "sketch.cpp").write_text(SKETCH.read_text())
+    (tmp_path / "main.cpp").write_text(HARNESS)
+    exe = tmp_path / "sketch"
+    subprocess.run(
+        [cxx, "-std=c++17", "-O1", "-I", str(tmp_path), "-o", str(exe), str(tmp_path / "main.cpp")],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    out = subprocess.run([str(exe)], check=True, capture_output=True, timeout=60).stdout  # 2 s of board time
+    dec = BinaryDecoder(2, 10)
+    block = dec.feed(out)
+    assert dec.stats.bad == 0 and dec.stats.garbage_bytes == 0
+    steps = np.diff(block.seq) % 65536
+    if link_baud == 115200:
+        assert len(block.values) == pytest.approx(2000, abs=10) and np.all(steps == 1)
+    else:
+        # 9600 baud carries a fifth of the data: whole frames are dropped, never damaged
+        assert 200 < len(block.values) < 600 and np.all(steps[steps != 1] % 10 == 1)
+    # the stub's ramp survives the trip: each channel steps by 14 counts per sample (mod 1024)
+    ok = steps == 1
+    assert np.all((np.diff(block.values[:, 0])[ok] % 1024) == 14)
