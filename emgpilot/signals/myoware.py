@@ -355,13 +355,24 @@ class MyoWareDevice(PortDevice):
     def _session(self, ser: Any) -> None:
         self.decoder.reset()
         self._on_gap()
-        announced = False
+        cfg = self.config
+        self._emit_status("connecting", f"{cfg.protocol}, {len(cfg.channels)} channels at {cfg.baudrate} baud")
+        announced = warned = False
+        opened = self.clock()
         while not self._stop.is_set():
             data, now = self._read_port(ser)
             if not data:
                 continue
             block = self.decoder.feed(data)
             if not len(block.values):
+                if not announced and not warned and now - opened > 3.0:
+                    # bytes but no records: usually a wrong protocol, channel count or baud rate
+                    warned = True
+                    self._emit_status(
+                        "error",
+                        f"{self.port}: data arrives but no valid {cfg.protocol} records with "
+                        f"{len(cfg.channels)} channels: check the protocol, channels, ADC bits and baud rate",
+                    )
                 continue
             if not announced:
                 # the link counts as up once real records arrive (a resetting board sends garbage first)

@@ -258,7 +258,7 @@ def test_board_reset_on_open_then_damaged_records(tmp_path: Path) -> None:
         dev.stop()
         fake.stop()
     s = dev.stats()
-    assert statuses(got)[0] == "connected"
+    assert statuses(got)[:2] == ["connecting", "connected"]
     assert s["resyncs"] >= 2 and s["garbage_bytes"] > 0 and s["bad"] >= 2
     assert s["dropped"] > 0  # the cut records are missing from the sequence
     t = np.concatenate([m.t for m in got if isinstance(m, Chunk)])
@@ -302,6 +302,19 @@ def test_silent_board_is_detected_and_resumes(board: FakeMyoWareBoard) -> None:
     gaps = [m for m in got if isinstance(m, GapEvent)]
     assert [g.source_stream for g in gaps] == ["upper_emg"]
     assert statuses(got)[-1] == "resumed"
+
+
+def test_wrong_protocol_is_reported(board: FakeMyoWareBoard) -> None:
+    other = "binary" if board.config.protocol == "csv" else "csv"
+    cfg = MyoWareConfig(protocol=other, adc_bits=board.config.adc_bits)
+    dev = MyoWareDevice(board.path, cfg)
+    dev.start()
+    try:
+        got = collect(dev, lambda m: "error" in statuses(m))
+    finally:
+        dev.stop()
+    error = next(m for m in got if isinstance(m, StatusEvent) and m.status == "error")
+    assert "check the protocol" in error.detail and samples(got) == 0
 
 
 def test_port_disappears_and_comes_back(board: FakeMyoWareBoard) -> None:
