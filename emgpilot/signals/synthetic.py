@@ -70,6 +70,7 @@ __all__ = ["Schedule", "SyntheticArm", "Wearer", "generate"]
 BLOCK_S = 10.0
 """Internal generation block (s); an integer number of samples for every stream."""
 _HORIZON_S = 6.0  # schedule items are compiled this far ahead (posture changes start early)
+_MAX_TURN_DPS = 110.0  # fastest palm-down/thumb-up posture change (rotate gestures are >= 120 deg/s)
 _MAX_EVENT_S = 2.0  # longest random event (micro movement, artefact tail), for block look-back
 _UNIFORM_SD = math.sqrt(12.0)  # scales a centred uniform draw to unit variance
 _AXES = ("yaw", "elev", "roll", "wobble")
@@ -482,7 +483,7 @@ class SyntheticArm:
         # Completed posture changes keep their roll forever: (end time, delta) sorted by end.
         self._posture_ends: list[float] = []
         self._posture_deltas: list[float] = []
-        self._posture_free_at = 0.0
+        self._roll_free_at = 0.0  # when the last compiled forearm roll motion ends
         self._n_performed = 0
 
         self._carr_f = _Carriers(self.seed, _P_FOREARM, FOREARM_EMG.rate_hz, 8, self._low_band_weight)
@@ -733,11 +734,20 @@ class SyntheticArm:
             if abs(delta) > 1e-6:
                 peak = w.turn_peak_dps * rng.uniform(0.8, 1.2)
                 dur_turn = 2.0 * abs(delta) / peak
-                if earliest > 0.0:  # live: turn now, gesture after
-                    turn_start = max(earliest, self._posture_free_at)
-                    t0 = turn_start + dur_turn + rng.uniform(0.15, 0.3)
+                gap = rng.uniform(0.15, 0.35)
+                if earliest > 0.0:  # live: turn now (once the forearm is free), gesture after
+                    turn_start = max(earliest, self._roll_free_at)
+                    t0 = turn_start + dur_turn + gap
                 else:
-                    turn_start = max(0.0, t0 - dur_turn - rng.uniform(0.15, 0.35))
+                    # Turn in the rest before the wave, after any earlier forearm roll has finished
+                    # (a turn on top of a rotation's return would add up to a rotate-like speed).
+                    # Squeezed, the wearer turns faster (up to _MAX_TURN_DPS) and, if still short
+                    # of time, waves while finishing the turn.
+                    free = max(0.0, self._roll_free_at)
+                    turn_start = max(free, t0 - dur_turn - gap)
+                    if turn_start + dur_turn > t0 - 0.05:
+                        dur_turn = max(t0 - 0.05 - free, 2.0 * abs(delta) / _MAX_TURN_DPS)
+                        turn_start = free
                 self._add_action(
                     _Action(turn_start, turn_start + dur_turn, profiles=[_Profile("roll", turn_start, dur_turn, delta)])
                 )
@@ -745,6 +755,7 @@ class SyntheticArm:
                 self._posture_ends.insert(k, turn_start + dur_turn)
                 self._posture_deltas.insert(k, delta)
                 self._roll_target = target
+                self._roll_free_at = max(self._roll_free_at, turn_start + dur_turn)
         dur = item.duration
         if item.jitter:
             dur = float(np.clip(dur * math.exp(rng.normal(0.0, w.duration_sd)), 0.5 * dur, min(1.5 * dur, dur + 1.0)))
@@ -807,7 +818,8 @@ class SyntheticArm:
         self._add_action(action)
         self._add_cue(t0, label)
         action.end_cue = self._add_cue(t0 + dur, REST)
-        self._posture_free_at = max(self._posture_free_at, action.t_end)
+        if any(p.axis == "roll" for p in action.profiles):
+            self._roll_free_at = max(self._roll_free_at, action.t_end)
         return t0
 
     def _artefact(self, rng: np.random.Generator, t0: float, sensor: str) -> _Artefact:

@@ -96,6 +96,9 @@ SUPPORTED_LABELS: tuple[str, ...] = (
     *OTHER_MOTIONS,
 )
 
+TURN_ALLOWANCE_S = 2.5
+"""Extra rest a random schedule leaves before a wave that needs the other hand orientation."""
+
 # Default action durations (s) when perform() is called without one: quick flight gestures.
 DEFAULT_PERFORM_S: dict[str, float] = {"stiffen": 1.0, "elbow_flexion": 1.2, "free_movement": 1.5}
 DEFAULT_PERFORM_OTHER_S = 0.6
@@ -359,11 +362,17 @@ class Schedule:
         def generate() -> Iterator[ScheduleItem]:
             rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x5C4ED]))
             t = float(rng.uniform(*rest_s))
+            orientation = "palm_down"
             while True:
                 if other_motions and rng.random() < other_motion_rate:
                     label = str(other_motions[rng.integers(len(other_motions))])
                 else:
                     label = str(gestures[rng.integers(len(gestures))])
+                wanted = wave_orientation(label)
+                if wanted is not None and wanted != orientation:
+                    # The wearer first turns the hand (palm down <-> thumb up): allow time for it.
+                    t += TURN_ALLOWANCE_S
+                    orientation = wanted
                 dur = float(rng.uniform(*gesture_s))
                 yield ScheduleItem(round(t, 6), round(dur, 6), label, jitter=True)
                 t += dur + float(rng.uniform(*rest_s))
