@@ -251,6 +251,8 @@ class OlympeBackend:
         self._dead_reckoning = [0.0, 0.0]
         self._last_speed_time: float | None = None
         self._move_pending = False
+        self._pcmd_latest: tuple[int, ...] = (0, 0, 0, 0)
+        self._pcmd_queued = False
         self._events: list[tuple[float, str, dict[str, Any]]] = []
         self._subscriber: Any = None
 
@@ -390,18 +392,24 @@ class OlympeBackend:
         return self._link
 
     # ------------------------------------------------------------------ commands
-    def _send_when_connected(self, what: str, make: Callable[[Any], None]) -> None:
+    def _send_when_connected(self, what: str, make: Callable[[Any], None]) -> bool:
+        """Queue ``make(drone)`` for the worker; False (and a warning) when there is no link."""
+
         def job() -> None:
             drone = self._drone
             if drone is None or not drone.connected:
                 log.warning("Bebop 2: %s not sent, link is %s", what, self.link)
+                if what == "pcmd":
+                    with self._lock:
+                        self._pcmd_queued = False
                 return
             make(drone)
 
         if self._worker is None or self._closed:
             log.warning("Bebop 2: %s not sent, not connected", what)
-            return
+            return False
         self._submit(job)
+        return True
 
     def takeoff(self) -> None:
         def send(drone: Any) -> None:
@@ -434,9 +442,18 @@ class OlympeBackend:
         drone(Emergency())  # see Bebop2Drone._send_command_impl for the v1 work-around
 
     def pcmd(self, roll: int, pitch: int, yaw: int, gaz: int) -> None:
-        values = [int(max(-100, min(100, v))) for v in (roll, pitch, yaw, gaz)]
+        # Coalesced: the supervisor may call this at every step; only the latest setpoint
+        # matters, so at most one pcmd job waits in the queue.
+        with self._lock:
+            self._pcmd_latest = tuple(int(max(-100, min(100, v))) for v in (roll, pitch, yaw, gaz))
+            if self._pcmd_queued:
+                return
+            self._pcmd_queued = True
 
         def send(drone: Any) -> None:
+            with self._lock:
+                values = self._pcmd_latest
+                self._pcmd_queued = False
             if not any(values) and self._move_pending:
                 # A Bebop 2 ends a running moveBy when it gets a new one (moveByEnd
                 # "interrupted"): a zero move is how "stop" reaches it.
@@ -445,7 +462,9 @@ class OlympeBackend:
                 drone(moveBy(0.0, 0.0, 0.0, 0.0))
             drone.piloting(*values, 0)  # 0 s: held until the next call
 
-        self._send_when_connected("pcmd", send)
+        if not self._send_when_connected("pcmd", send):
+            with self._lock:
+                self._pcmd_queued = False
 
     def move_by(self, dx: float, dy: float, dz: float, dpsi: float) -> None:
         def send(drone: Any) -> None:

@@ -30,7 +30,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from emgpilot.drone import arsdk
 from emgpilot.drone.arsdk import Buffer, Command, Frame, FrameType
@@ -277,7 +277,7 @@ class VirtualBebop:
         with self._lock:
             s = self.sim.state()
             link = "connected" if self._session is not None else ("lost" if self._lost() else "disconnected")
-            return DroneState(**{**s.__dict__, "link": link})
+            return replace(s, link=link)
 
     def _lost(self) -> bool:
         return bool(self.link_log) and self.link_log[-1][1] == "lost"

@@ -31,6 +31,17 @@ pytestmark = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def no_thread_left_behind():
+    """Every Olympe loop thread and the virtual drone's thread end with their test."""
+    before = set(threading.enumerate())
+    yield
+    left = [t for t in set(threading.enumerate()) - before if t.is_alive()]
+    # logness (Olympe's logging) starts one background thread per process, at import
+    left = [t for t in left if "_background_log_handle" not in t.name]
+    assert left == [], f"threads still running: {left}"
+
+
 @pytest.fixture(scope="module")
 def olympe():
     try:
@@ -164,6 +175,11 @@ def test_link_loss_ends_in_a_lost_status_and_a_prompt_close(backend, vb):
     assert backend.wait_until(lambda b: b.link == "lost", 25.0)
     assert backend.state().link == "lost"
     backend.takeoff()  # refused quietly, not hung: the link is gone
+    backend.pcmd(0, 10, 0, 0)
+    # the radio comes back: connecting again works with the same backend
+    vb.go_silent(False)
+    assert backend.connect()
+    assert backend.link == "connected"
     closer = threading.Thread(target=backend.close)
     closer.start()
     closer.join(timeout=30.0)
