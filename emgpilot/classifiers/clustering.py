@@ -38,7 +38,9 @@ class MixtureConfig:
     Parameters
     ----------
     history : windows kept in the rolling history.
-    refit_every : windows between refits.
+    refit_every : windows between refits once settled.
+    refit_every_initial : windows between refits during the first ``initial_windows`` windows
+        (a new wearer's levels are learnt quickly, then refits get cheaper and rarer).
     min_history : windows needed before the detector is armed.
     em_iterations : EM iterations per refit (warm-started from the previous fit).
     max_fit_points : the history is subsampled to at most this many points for a refit (speed).
@@ -64,7 +66,9 @@ class MixtureConfig:
     """
 
     history: int = 1200
-    refit_every: int = 40
+    refit_every: int = 100
+    refit_every_initial: int = 20
+    initial_windows: int = 600
     min_history: int = 20
     em_iterations: int = 5
     max_fit_points: int = 240
@@ -126,13 +130,17 @@ class OnlineMixture:
         """A refit is due (enough windows since the last one, or the first one is possible)."""
         if not math.isfinite(self.thr_on):
             return self._n >= self.cfg.min_history
-        return self.since_refit >= self.cfg.refit_every
+        return self.since_refit >= self._interval()
+
+    def _interval(self) -> int:
+        cfg = self.cfg
+        return cfg.refit_every_initial if self._n < cfg.initial_windows else cfg.refit_every
 
     def windows_until_due(self) -> int:
         """How many more values may be added before a refit is due."""
         if not math.isfinite(self.thr_on):
             return max(0, self.cfg.min_history - self._n)
-        return max(0, self.cfg.refit_every - self.since_refit)
+        return max(0, self._interval() - self.since_refit)
 
     def state_dict(self) -> dict[str, Any]:
         return {

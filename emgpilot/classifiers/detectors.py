@@ -278,6 +278,31 @@ class WristClassifier(Protocol):
     def predict_proba(self, windows: np.ndarray) -> np.ndarray: ...
 
 
+_BATCH = 64
+
+
+def _padded_batches(x: np.ndarray) -> np.ndarray:
+    """Pad a batch of windows with zeros to a multiple of ``_BATCH`` rows.
+
+    Matrix products take different code paths for the last rows of odd-sized batches, so a
+    window's probabilities would differ in the last bits with the batch it happened to share
+    (i.e. with chunking). Full, fixed-size tiles make every row go through the same path.
+    """
+    n = len(x)
+    m = -(-n // _BATCH) * _BATCH
+    if m == n:
+        return x
+    return np.concatenate([x, np.zeros((m - n, *x.shape[1:]), dtype=x.dtype)])
+
+
+def _trained_aligned(wrist: WristClassifier) -> bool:
+    """Whether the model was trained on rotation-aligned data (then the runtime alignment applies)."""
+    meta = getattr(wrist, "meta", None)
+    if not isinstance(meta, dict):
+        return False
+    return bool(meta.get("train_config", {}).get("align", True))
+
+
 class ActivationDetector(WindowedDetector):
     """Any forearm effort: log of the mean per-electrode RMS of ``forearm_emg.filtered``.
 
@@ -303,7 +328,7 @@ class ActivationDetector(WindowedDetector):
     def reset(self) -> None:
         super().reset()
         self._estimator = None
-        if self.wrist is not None and hasattr(self.wrist, "new_rotation_estimator"):
+        if self.wrist is not None and hasattr(self.wrist, "new_rotation_estimator") and _trained_aligned(self.wrist):
             self._estimator = self.wrist.new_rotation_estimator()
 
     def state_dict(self) -> dict[str, Any]:
@@ -339,20 +364,20 @@ class ActivationDetector(WindowedDetector):
         near = (rows[:, COL["value"]] >= rows[:, COL["release"]]) | (rows[:, COL["active"]] > 0)
         near &= rows[:, COL["armed"]] > 0
         if near.any():
-            x = windows[near].astype(np.float32)
+            x = _padded_batches(windows[near].astype(np.float32))
             if self._estimator is not None:
                 feats = self.wrist.features(x)
                 # Only windows the detector calls active teach the armband rotation.
                 act = rows[near, COL["active"]] > 0
                 if act.any():
-                    self._estimator.update(feats[act])
+                    self._estimator.update(feats[: len(act)][act])
                 shift = self._estimator.shift
                 z = self.wrist.logits_from_features(feats, 0 if shift is None else shift)
                 z = z - z.max(axis=1, keepdims=True)
                 p = np.exp(z)
-                probs[near] = p / p.sum(axis=1, keepdims=True)
+                probs[near] = (p / p.sum(axis=1, keepdims=True))[: int(near.sum())]
             else:
-                probs[near] = self.wrist.predict_proba(x)
+                probs[near] = self.wrist.predict_proba(x)[: int(near.sum())]
         return [Chunk(self.wrist_info, t, probs)]
 
 
@@ -410,20 +435,19 @@ class StiffenDetector(WindowedDetector):
 
     def features(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         level = np.log(np.mean(np.abs(windows), axis=1) + _EPS)  # [B, 2]
-        # Store raw levels in the ring aligned with the mixture history.
-        h = self.cfg.mixture.history
-        n0 = self.mixture._n_hist
-        idx = (n0 + np.arange(len(level))) % h
-        if len(level) > h:
-            self._levels[idx[-h:]] = level[-h:]
-        else:
-            self._levels[idx] = level
         if np.isnan(self._floor).any():
             # Before the first refit: the first window's levels are the best guess of rest.
             self._floor = level[0].copy()
         return level, level
 
     def _values(self, raw: np.ndarray) -> np.ndarray:
+        # Store the raw levels in the ring aligned with the mixture history, at decision time
+        # (after any refit that precedes these windows), so refits never see future windows.
+        h = self.cfg.mixture.history
+        n0 = self.mixture._n_hist
+        keep = raw[-h:]
+        idx = (n0 + len(raw) - len(keep) + np.arange(len(keep))) % h
+        self._levels[idx] = keep
         return np.min(raw - self._floor, axis=1)
 
     def _before_refit(self) -> None:

@@ -44,7 +44,9 @@ def _rotation_defaults() -> DetectorConfig:
         step_s=0.04,
         mixture=MixtureConfig(
             history=600,
-            refit_every=25,
+            refit_every=125,
+            refit_every_initial=25,
+            initial_windows=750,
             min_history=25,
             min_separation=0.3,
             prior_lift=0.0,
