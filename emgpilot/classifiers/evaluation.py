@@ -165,7 +165,7 @@ def sessions_from_path(path: str | Path) -> list[Session]:
             imported = load_npz(path)
             return [
                 Session(
-                    name=f"{path.stem}:{s.name}" if len(imported) > 1 else path.stem,
+                    name=s.name if len(imported) > 1 else path.stem,
                     streams=list(s.streams),
                     messages=list(s.messages),
                     metadata=dict(s.metadata),
@@ -428,6 +428,12 @@ def summarize(results: list[SessionResult]) -> dict[str, Any]:
     pooled["failed"] = [r.to_dict() for r in results if not r.ok]
     datasets = sorted({r.dataset for r in ok})
     pooled["per_dataset"] = {d: _pool([r for r in ok if r.dataset == d]) for d in datasets}
+    # One row per input file (a subject of a public dataset, a synthetic wearer), its sessions pooled.
+    sources = list(dict.fromkeys(r.source for r in ok))
+    pooled["per_source"] = {
+        src: {**_pool([r for r in ok if r.source == src]), "dataset": next(r.dataset for r in ok if r.source == src)}
+        for src in sources
+    }
     pooled["per_file"] = [r.to_dict() for r in results]
     return pooled
 

@@ -49,13 +49,21 @@ HEADER = (
 )
 
 
-def summary_table(summary: dict[str, Any], per_file: bool = True) -> str:
-    """Markdown table: one row per dataset, the pooled row, then (optionally) one row per session."""
+def _source_name(source: str) -> str:
+    return source.split("/")[-1].removesuffix(".npz").removesuffix(".mcap")
+
+
+def summary_table(summary: dict[str, Any], per_file: bool = True, per_session: bool = False) -> str:
+    """Markdown table: one row per dataset, the pooled row, then one row per input file (its
+    sessions pooled) and, optionally, one per session."""
     lines = [HEADER]
     for name, d in summary.get("per_dataset", {}).items():
         lines.append(_row(f"{name} (pooled)", d))
     lines.append(_row("**all**", summary))
     if per_file:
+        for source, d in summary.get("per_source", {}).items():
+            lines.append(_row(f"{d.get('dataset', '')} / {_source_name(source)}", d))
+    if per_session:
         for d in summary["per_file"]:
             if "error" not in d:
                 lines.append(_row(d["name"], d))
@@ -86,6 +94,7 @@ def markdown(summary: dict[str, Any], command: str = "", images: dict[str, str] 
     if command:
         parts += ["Produced by:", "", "```", command, "```", ""]
     parts += ["## Results", "", summary_table(summary), ""]
+    parts += ["## Per session", "", summary_table(summary, per_file=False, per_session=True), ""]
     parts += ["## Events per cued gesture (pooled)", "", per_gesture_table(summary), ""]
     parts += ["## Window confusion matrix (pooled, rows = truth)", "", confusion_table(summary["confusion"]), ""]
     if summary.get("failed"):
@@ -182,8 +191,11 @@ def write_report(summary: dict[str, Any], results: list[SessionResult], out_dir:
     images["Window confusion matrix"] = "confusion.png"
     plot_per_gesture(summary, out_dir / "per_gesture.png")
     images["Event accuracy per gesture"] = "per_gesture.png"
+    plotted: set[str] = set()
     for r in results:
-        if r.ok and r.timeline is not None:
+        # One timeline per input file (its first session) keeps the report quick to write and read.
+        if r.ok and r.timeline is not None and r.source not in plotted:
+            plotted.add(r.source)
             name = f"timeline_{_safe(r.name)}.png"
             plot_timeline(r, out_dir / name)
             images[f"Timeline {r.name}"] = name

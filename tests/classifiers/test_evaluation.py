@@ -146,6 +146,7 @@ def test_summary_has_the_promised_keys():
     assert set(summary["window"]) >= {"CA", "AER", "INS", "REJ"}
     assert summary["per_gesture"]["fist"]["cued"] == 4
     assert set(summary["confusion"]) == {"labels", "matrix"}
+    assert list(summary["per_source"]) == ["fake.mcap"]
     assert summary["files"] == 1 and len(summary["per_file"]) == 2 and len(summary["failed"]) == 1
     assert summary["other_motion_event_rate"] is None  # no out-of-vocabulary cue: no rate, not 0
     json.dumps(summary, allow_nan=False)
