@@ -369,6 +369,11 @@ class OlympeBackend:
         if self._subscriber is not None:
             drone.unsubscribe(self._subscriber)
             self._subscriber = None
+        media = getattr(drone, "_media", None)
+        if media is not None:
+            # destroy() stops the media loop, then resets the media state on that stopped
+            # loop and waits 5 s for nothing (the Drone is going away: nothing to reset).
+            media.reset_state = lambda: None
         drone.destroy()
 
     def wait_until(self, predicate: Callable[[OlympeBackend], bool], timeout: float) -> bool:
