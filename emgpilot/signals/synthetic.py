@@ -960,7 +960,8 @@ class SyntheticArm:
         t = slow["t"][:-1]
         carrier, white = self._carr_f.get(b)
         a = slow["act"][:-1, :N_FOREARM_MUSCLES]
-        amp = np.sqrt((a * a) @ self._gain_f)  # [n, 8] counts RMS of muscle activity
+        # [n, 8] counts RMS of muscle activity (einsum: no BLAS threads for this small product)
+        amp = np.sqrt(np.einsum("nm,mk->nk", a * a, self._gain_f))
         floor = w.noise_floor * np.asarray(w.noise_channel)
         x = amp * carrier
         x += floor[None, :] * white
