@@ -505,6 +505,7 @@ class SyntheticArm:
             "device": "synthetic arm",
             "model": "emgpilot.signals.synthetic.SyntheticArm",
             "seed": self.seed,
+            "arm": self.wearer.arm,
             "speed": self.speed if math.isfinite(self.speed) else "max",
             "chunk_s": self.chunk_s,
             "duration_s": self.duration_s,
@@ -513,9 +514,9 @@ class SyntheticArm:
         }
 
     def start(self) -> None:
+        """Start (or resume after :meth:`stop`) pacing from now at the current data time."""
         with self._lock:
-            if self._wall0 is None:
-                self._wall0 = self._clock() - self._t_emitted / self.speed
+            self._wall0 = self._clock() - self._t_emitted / self.speed
             self._stop_event.clear()
 
     def stop(self) -> None:

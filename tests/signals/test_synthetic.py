@@ -425,6 +425,20 @@ def test_paces_like_hardware_at_speed_one_with_a_fake_clock():
     assert emg.t[0] == pytest.approx(0.02) and emg.t_end == pytest.approx(0.52 - 0.005)
 
 
+def test_resuming_after_stop_paces_from_the_restart():
+    clock = FakeClock()
+    arm = SyntheticArm(seed=1, speed=1.0, chunk_s=0.02, duration_s=5.0, clock=clock, sleep=clock.sleep)
+    arm.start()
+    arm.read()
+    arm.stop()
+    clock.now += 10.0  # paused for 10 s: no burst of stale data on resume
+    arm.start()
+    msgs = arm.read()
+    emg = next(m for m in msgs if isinstance(m, Chunk) and m.info is FOREARM_EMG)
+    assert len(emg) == 4 and emg.t[0] == pytest.approx(0.02)
+    assert clock.sleeps[-1] == pytest.approx(0.02)
+
+
 def test_speed_ten_paces_ten_times_faster():
     clock = FakeClock()
     arm = SyntheticArm(seed=1, speed=10.0, chunk_s=0.1, duration_s=1.0, clock=clock, sleep=clock.sleep)
