@@ -79,7 +79,7 @@ def test_evaluate_folder_and_match(recording, tmp_path, capsys):
 
 def test_bench_on_a_recording(recording, capsys):
     args = ["bench", "--source", str(recording), "--minutes", "0.3", "--latency-minutes", "0.05"]
-    code = main([*args, "--memory-minutes", "2.5", "--json"])
+    code = main([*args, "--memory-minutes", "2.1", "--json"])
     assert code == 0
     result = json.loads(capsys.readouterr().out)
     assert result["throughput"]["data_s"] > 15
@@ -95,3 +95,13 @@ def test_bench_flight_dispatches_to_the_flight_bench(capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["recognition"] == "oracle" and result["wearers"] == 1
     assert result["gestures"] > 0
+
+
+def test_expand_paths_globs_folders_and_match(tmp_path):
+    from emgpilot.app.commands.evaluate import expand_paths
+
+    for name in ("eval_A.npz", "pre_B.npz", "notes.txt"):
+        (tmp_path / name).write_text("x")
+    assert expand_paths([str(tmp_path)]) == [str(tmp_path / "eval_A.npz"), str(tmp_path / "pre_B.npz")]
+    assert expand_paths([str(tmp_path / "*.npz")], match="eval_") == [str(tmp_path / "eval_A.npz")]
+    assert expand_paths(["missing.mcap"]) == ["missing.mcap"]  # reported later, by name
