@@ -125,3 +125,10 @@ def _print_summary(s: dict) -> None:
         f"vs pipeline {pct(s['window_CA_on_baseline_test'])} on the same test cues"
     )
     print(f"other-motion event rate: {pct(s['other_motion_event_rate'])}; {s['realtime_factor']:.0f}x real time")
+    if len(s.get("per_dataset", {})) > 1:
+        for name, d in s["per_dataset"].items():
+            print(
+                f"  {name}: events {pct(d['event_accuracy'])} of {d['events']['cued']}, "
+                f"false/min {d['false_events_per_min'] or 0:.2f}, window CA {pct(d['window']['CA'])}, "
+                f"baseline CA {pct(d['baseline_window_CA'])}, other-motion {pct(d['other_motion_event_rate'])}"
+            )
