@@ -247,6 +247,7 @@ def evaluate_session(
     grace_s: float = GRACE_S,
     baseline: bool = True,
     pipeline_factory: Callable[[list[StreamInfo], Any], Any] | None = None,
+    feed_gaps: bool = FEED_GAPS,
 ) -> SessionResult:
     """Run the pipeline over one session as live, then score it.
 
@@ -258,6 +259,7 @@ def evaluate_session(
     grace_s : see :func:`emgpilot.classifiers.metrics.score_events`.
     baseline : also train and test the Hudgins + LDA baseline.
     pipeline_factory : ``(sources, cfg) -> Pipeline`` (default: the app's build_pipeline).
+    feed_gaps : push the inputs' GapEvents into the pipeline (see :data:`FEED_GAPS`).
     """
     result = SessionResult(name=session.name, source=session.source, dataset=session.dataset)
     cues = [m for m in session.messages if isinstance(m, CueEvent)]
@@ -271,7 +273,7 @@ def evaluate_session(
     names = {s.name for s in sources}
     gaps = [m for m in session.messages if isinstance(m, GapEvent) and m.source_stream in names]
     feed: list[Message] = [m for m in session.messages if isinstance(m, Chunk) and m.info.name in names]
-    if FEED_GAPS:
+    if feed_gaps:
         feed.extend(gaps)
     feed.sort(key=message_time)  # stable: each stream keeps its own order
     if pipeline_factory is None:
@@ -394,6 +396,7 @@ def evaluate_inputs(
     keep_timeline: bool = False,
     progress: bool = True,
     baseline: bool = True,
+    feed_gaps: bool = FEED_GAPS,
 ) -> list[SessionResult]:
     """Evaluate every input; a failing input becomes a result with ``error`` set."""
     from tqdm import tqdm
@@ -411,7 +414,7 @@ def evaluate_inputs(
         if not sessions:
             results.append(SessionResult(name=spec.label, source=spec.label, error=f"{spec.label}: holds no session"))
         for session in sessions:
-            res = evaluate_session(session, cfg, keep_timeline=keep_timeline, baseline=baseline)
+            res = evaluate_session(session, cfg, keep_timeline=keep_timeline, baseline=baseline, feed_gaps=feed_gaps)
             if res.error:
                 log.debug("%s", res.error)
             results.append(res)

@@ -39,6 +39,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", help="pipeline configuration TOML")
     p.add_argument("--no-baseline", action="store_true", help="skip the Hudgins+LDA baseline")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument(
+        "--feed-gaps",
+        action="store_true",
+        help="also push the inputs' data-gap events into the pipeline (off by default: see docs)",
+    )
     p.set_defaults(func=run)
 
 
@@ -82,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         keep_timeline=bool(args.report),
         progress=not args.no_progress,
         baseline=not args.no_baseline,
+        feed_gaps=args.feed_gaps,
     )
     summary = summarize(results)
     command = "emgpilot evaluate " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 1 else ""
