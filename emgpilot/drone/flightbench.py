@@ -349,12 +349,20 @@ def fly_course(
     ]
     score = course.score()
     outcomes: dict[str, int] = {}
+    by_gesture: dict[str, dict[str, int]] = {}
     for tr in trials:
         outcomes[tr.outcome] = outcomes.get(tr.outcome, 0) + 1
+        row = by_gesture.setdefault(tr.gesture, {"made": 0, "correct": 0})
+        row["made"] += 1
+        row["correct"] += int(tr.correct)
+        # what the recognisers made of it (first recognised gesture, or none)
+        got = tr.recognised[0] if tr.recognised else "none"
+        row[f"recognised_{got}"] = row.get(f"recognised_{got}", 0) + 1
     return {
         "gestures": len(trials),
         "correct": sum(tr.correct for tr in trials),
         "outcomes": outcomes,
+        "by_gesture": by_gesture,
         "spurious_before_first_gesture": len(spurious),
         "data_time_s": round(source.t, 2),
         **score,
@@ -423,6 +431,12 @@ def run_flight_bench(args: Any) -> dict[str, Any]:
     for r in per_wearer:
         for k, v in r["outcomes"].items():
             outcomes[k] = outcomes.get(k, 0) + v
+    by_gesture: dict[str, dict[str, int]] = {}
+    for r in per_wearer:
+        for g, row in r.pop("by_gesture").items():
+            agg = by_gesture.setdefault(g, {})
+            for k, v in row.items():
+                agg[k] = agg.get(k, 0) + v
     times = [r["course_time_s"] for r in per_wearer if r["course_time_s"] is not None]
     return {
         "gestures": gestures,
@@ -433,6 +447,7 @@ def run_flight_bench(args: Any) -> dict[str, Any]:
         "courses_finished": sum(bool(r["finished"]) for r in per_wearer),
         "mean_course_time_s": round(float(np.mean(times)), 2) if times else None,
         "outcomes": dict(sorted(outcomes.items())),
+        "by_gesture": {g: dict(sorted(row.items())) for g, row in sorted(by_gesture.items())},
         "wearers": n_wearers,
         "recognition": recognition,
         "reference": {"conduct_a_bot_real_flights": 0.816},
