@@ -544,12 +544,14 @@ class Recording:
         n_channels, n_values = struct.unpack_from("<II", self._buf, off)
         n = n_values // n_channels
         if code == TIME_EXPLICIT:
-            first, last = (
-                struct.unpack_from("<d", self._buf, start + 28)[0],
-                struct.unpack_from("<d", self._buf, start + 28 + 8 * (n_t - 1))[0],
-            )
+            (first,) = struct.unpack_from("<d", self._buf, start + 28)
+            (last,) = struct.unpack_from("<d", self._buf, start + 28 + 8 * (n_t - 1))
             return n, first, last
-        return n, t0, float(_implicit_times(code, t0, rate, n)[-1]) if n else t0
+        # Scalar versions of _implicit_times (the same IEEE operations, so the same values).
+        if code == TIME_INDEX_GRID:
+            k0 = round(t0 * rate)
+            return n, float(k0) / rate, float(k0 + n - 1) / rate
+        return n, t0, t0 + float(n - 1) / rate
 
     def _decode(self, ch: _Channel, start: int, end: int) -> Message:
         try:
@@ -685,9 +687,8 @@ def open_recording(path: str | Path, *, recover: bool = False) -> Recording:
     for ch in channels.values():
         streams.setdefault(ch.info.name, ch.info)
     rec = Recording(path, metadata, streams, _buf=buf, _channels=channels, _index=index)
-    kept = _kept_summary(rec)
     if problem is not None:
-        msg = f"{path} is damaged: {problem}; intact before it: {kept}"
+        msg = f"{path} is damaged: {problem}; intact before it: {_kept_summary(rec)}"
         if not recover:
             raise RecordingError(msg + " (open with recover=True / --recover to read that part)")
         rec.recovered, rec.complete = True, False
@@ -695,7 +696,7 @@ def open_recording(path: str | Path, *, recover: bool = False) -> Recording:
     elif not data_end:
         where = f"ends inside a record at byte {truncated_at} of {size}" if truncated_at is not None else "has no end"
         rec.recovered, rec.complete = True, False
-        rec.warnings.append(f"{path} was not closed properly (it {where}); recovered {kept}")
+        rec.warnings.append(f"{path} was not closed properly (it {where}); recovered {_kept_summary(rec)}")
     elif not footer:
         rec.warnings.append(f"{path}: summary section missing or cut; all data intact")
     for w in rec.warnings:

@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         speed = parse_speed(args.speed)
     except ValueError as e:
         raise CLIError(str(e)) from e
-    wall0 = time.perf_counter()
+    wall0, cpu0 = time.perf_counter(), time.process_time()
     try:
         rec = open_recording(path, recover=args.recover)
     except RecordingError as e:
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as e:
         raise CLIError(f"{path}: pipeline configuration: {e}") from e
 
-    read_s = time.perf_counter() - wall0
+    read_s, read_cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     device = ReplayDevice(rec, speed=speed)
     sources = {s.name for s in device.streams()}
     setup0 = time.perf_counter()
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         recomputed.extend(m for m in batch if message_stream(m) not in sources)
 
     runner = SessionRunner(device, pipeline, sinks=[keep_derived])
-    run0 = time.perf_counter()
+    run0, run_cpu0 = time.perf_counter(), time.process_time()
     try:
         stats = runner.run()
     except RecordingError as e:
@@ -107,12 +107,21 @@ def run(args: argparse.Namespace) -> int:
     # Wall time = reading/decoding the file + running the pipeline; building the pipeline
     # (imports, loading models) is reported apart as setup_s.
     wall = read_s + time.perf_counter() - run0
+    cpu = read_cpu + time.process_time() - run_cpu0
     try:
         recorded = device.recorded_outputs()
     except RecordingError as e:
         raise CLIError(str(e)) from e
-    comparison = compare_outputs(recorded, recomputed) if recorded else None
+    # Compare what this pipeline can produce; recorded streams it does not make are listed apart.
+    producible = {s.name for s in pipeline.output_streams}
+    comparison = None
+    if recorded:
+        from emgpilot.signals.streams import message_stream
+
+        comparison = compare_outputs([m for m in recorded if message_stream(m) in producible], recomputed)
+        comparison["not_recomputed"] = sorted({message_stream(m) for m in recorded} - producible)
     x_rt = stats.duration_s / wall if wall > 0 else math.inf
+    x_rt_cpu = stats.duration_s / cpu if cpu > 0 else math.inf
     summary = {
         "path": path,
         "speed": args.speed,
@@ -121,6 +130,8 @@ def run(args: argparse.Namespace) -> int:
         "setup_s": round(setup_s, 3),
         "pipeline": "conditioning" if args.conditioning_only else "full",
         "x_real_time": round(x_rt, 1),
+        "cpu_s": round(cpu, 3),
+        "x_real_time_cpu": round(x_rt_cpu, 1),
         "samples": stats.samples,
         "events": stats.events,
         "comparison": comparison,
@@ -134,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
         f"replay of {path}: {summary['duration_s']} s of data in {summary['wall_s']} s ({x_rt:.0f}x real time, "
         f"{summary['pipeline']} pipeline; {summary['setup_s']} s to build it)"
     )
+    print(f"  CPU time {summary['cpu_s']} s ({x_rt_cpu:.0f}x real time per core)")
     for w in rec.warnings:
         print(f"  warning: {w}")
     for name, n in sorted(stats.samples.items()):
@@ -157,4 +169,6 @@ def run(args: argparse.Namespace) -> int:
                 )
         if comparison["not_recorded"]:
             print(f"  recomputed but not in the recording: {', '.join(comparison['not_recorded'])}")
+        if comparison["not_recomputed"]:
+            print(f"  recorded but not made by this pipeline: {', '.join(comparison['not_recomputed'])}")
     return 0
