@@ -11,7 +11,9 @@ the intended command reached the drone in the gesture's response window (from th
 the gesture until the drone has settled, at most ``window_s`` after the gesture ended) and the
 drone then moved as that command says (direction and at least half the commanded size; for
 ``stop``: hovering). A missed gesture, a wrong or an extra command, or a command the safety
-supervisor refused all count as wrong answers. This is the figure Conduct-A-Bot reports
+supervisor refused all count as wrong answers. Commands that reach the drone outside every
+gesture's window (false detections while the wearer rests) are reported as
+``spurious_commands``. This is the figure Conduct-A-Bot reports
 (81.6 % of 1,535 gestures in real flights).
 
 ``recognition = "oracle"`` replaces the arm and the recognisers by perfect gesture events
@@ -306,7 +308,8 @@ def fly_course(
     while backend.state().flying_state != "hovering" and source.t < 10.0:
         advance(source.t + cfg.step_s)
     advance(source.t + cfg.settle_s)
-    pre_flight = len(history)
+    outside: list[Message] = []  # everything that happened outside a gesture's response window
+    window_end = 0
     trials: list[Trial] = []
     last_passed = 0
     while not course.finished and len(trials) < cfg.max_gestures and source.t < cfg.max_time_s:
@@ -322,6 +325,7 @@ def fly_course(
         gesture = planner.gesture_for(intended)
         before = backend.state()
         h0 = len(history)
+        outside.extend(history[window_end:h0])
         onset = source.perform(gesture, cfg.gesture_s)
         trial = Trial(gesture, intended, onset, cfg.gesture_s, before)
         advance(onset + cfg.gesture_s)
@@ -339,13 +343,13 @@ def fly_course(
         trial.recognised = [m.gesture for m in window if isinstance(m, GestureEvent)]
         trial.outcome = judge(trial, mapper)
         trials.append(trial)
+        window_end = len(history)
         advance(source.t + cfg.settle_s)
     pilot.land("bench")
     advance(source.t + 4.0)
+    outside.extend(history[window_end:])
     spurious = [
-        m
-        for m in history[:pre_flight]
-        if isinstance(m, CommandEvent) and m.source == "safety" and m.command in MOTION_COMMANDS
+        m for m in outside if isinstance(m, CommandEvent) and m.source == "safety" and m.command in MOTION_COMMANDS
     ]
     score = course.score()
     outcomes: dict[str, int] = {}
@@ -363,7 +367,7 @@ def fly_course(
         "correct": sum(tr.correct for tr in trials),
         "outcomes": outcomes,
         "by_gesture": by_gesture,
-        "spurious_before_first_gesture": len(spurious),
+        "spurious_commands": len(spurious),
         "data_time_s": round(source.t, 2),
         **score,
         "trials": trials,
@@ -444,6 +448,7 @@ def run_flight_bench(args: Any) -> dict[str, Any]:
         "hoops_passed": sum(r["hoops_passed"] for r in per_wearer),
         "hoops_total": sum(r["hoops_total"] for r in per_wearer),
         "collisions": sum(r["collisions"] for r in per_wearer),
+        "spurious_commands": sum(r["spurious_commands"] for r in per_wearer),
         "courses_finished": sum(bool(r["finished"]) for r in per_wearer),
         "mean_course_time_s": round(float(np.mean(times)), 2) if times else None,
         "outcomes": dict(sorted(outcomes.items())),

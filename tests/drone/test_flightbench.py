@@ -34,6 +34,7 @@ def test_perfect_recognition_flies_the_default_course_with_every_response_correc
     assert result["correct_response_rate"] == 1.0
     assert result["hoops_passed"] == result["hoops_total"] == 6
     assert result["collisions"] == 0 and result["courses_finished"] == 1
+    assert result["spurious_commands"] == 0
 
 
 def test_flight_is_deterministic() -> None:
