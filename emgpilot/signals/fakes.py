@@ -306,6 +306,7 @@ class _FakeDevice:
         self._thread: threading.Thread | None = None
         self._paused = False
         self._inject: deque[bytes] = deque()
+        self._calls: deque[Callable[[], None]] = deque()  # fault actions run on the fake's thread
         self._mutations: deque[Callable[[bytes], bytes]] = deque()
         self.bytes_written = 0
         self.bytes_lost = 0
@@ -346,7 +347,7 @@ class _FakeDevice:
         """It comes back (a new pty under the same link path)."""
         with self._lock:
             self.port.plug()
-            self._on_plug()
+        self._calls.append(self._on_plug)  # a freshly powered device: reset on the fake's thread
 
     def pause(self) -> None:
         """Fall silent with the port still open."""
@@ -399,6 +400,8 @@ class _FakeDevice:
                 incoming = b""
             if incoming:
                 self._on_bytes(incoming)
+            while self._calls:
+                self._calls.popleft()()
             self._tick(time.perf_counter() - t0)
 
     def _on_bytes(self, data: bytes) -> None:
@@ -475,6 +478,9 @@ class FakeMyoDongle(_FakeDevice):
 
     def ble_disconnect(self) -> None:
         """The armband goes out of range: connection-lost event, streaming stops."""
+        self._calls.append(self._ble_disconnect)
+
+    def _ble_disconnect(self) -> None:
         if self.connected:
             self._write(bgapi.event(bgapi.EVT_CONNECTION_DISCONNECTED, struct.pack("<BH", 0, 0x0208)))
         self._reset_link()
@@ -665,12 +671,15 @@ class FakeMyoWareBoard(_FakeDevice):
 
     def reset_board(self, garbage_s: float = 2.0) -> None:
         """The board reboots: ``garbage_s`` of noise, then records with a restarted counter."""
+        self._calls.append(lambda: self._reset_board(garbage_s))
+
+    def _reset_board(self, garbage_s: float) -> None:
         self._boot_until = self._now + garbage_s
         self._samples_made = 0
 
     def _on_plug(self) -> None:
         if self.reset_garbage_s:
-            self.reset_board(self.reset_garbage_s)
+            self._reset_board(self.reset_garbage_s)
 
     def _tick(self, elapsed: float) -> None:
         cfg = self.config
