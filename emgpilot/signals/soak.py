@@ -128,6 +128,7 @@ class SoakResult:
             if self.memory_mb
             else [],
             "memory_growth_mb": round(self.memory_growth_mb, 3),
+            "memory_mb": [round(m, 3) for m in self.memory_mb],
             "stats": self.stats,
         }
 
