@@ -1,0 +1,1 @@
+"""The PyQt6 + pyqtgraph desktop GUI (Qt is imported only under ``emgpilot.app``)."""

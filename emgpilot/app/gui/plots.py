@@ -1,0 +1,369 @@
+"""Live plot widgets: signals, detectors, decision timeline, event log.
+
+Every widget has ``refresh(store, x0, x1)`` called by the window's frame timer; nothing here
+redraws when a sample arrives. Curves get at most a few thousand points per frame from the
+:class:`~emgpilot.app.gui.ring.RingBuffer` pyramid, whatever the history length.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt6 import QtCore, QtWidgets
+
+from emgpilot.app.gui.ring import RingBuffer
+from emgpilot.signals.streams import (
+    Chunk,
+    CommandEvent,
+    CueEvent,
+    Event,
+    GapEvent,
+    GestureEvent,
+    SafetyEvent,
+    StatusEvent,
+)
+from emgpilot.signals.vocabulary import DECISION_CLASSES
+
+COLORS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324")
+MAX_POINTS = 1500
+
+
+@dataclass
+class StreamStore:
+    """Ring buffers per regular stream plus recent events; filled by the window's frame timer."""
+
+    history_s: float = 3600.0
+    buffers: dict[str, RingBuffer] = field(default_factory=dict)
+    events: deque[Event] = field(default_factory=lambda: deque(maxlen=5000))
+    recorded_events: list[Event] = field(default_factory=list)
+    recorded_buffers: dict[str, RingBuffer] = field(default_factory=dict)
+    samples: dict[str, int] = field(default_factory=dict)
+    t_latest: float = float("-inf")
+    new_events: list[Event] = field(default_factory=list)
+
+    def add(self, msgs: list, recorded: bool = False) -> None:
+        bufs = self.recorded_buffers if recorded else self.buffers
+        for m in msgs:
+            if isinstance(m, Chunk):
+                if not len(m):
+                    continue
+                name = m.info.name
+                buf = bufs.get(name)
+                if buf is None:
+                    rate = m.info.rate_hz or 10.0
+                    buf = RingBuffer(int(self.history_s * rate) + 16, m.info.n_channels)
+                    bufs[name] = buf
+                buf.append(m.t, m.data)
+                if not recorded:
+                    self.samples[name] = self.samples.get(name, 0) + len(m)
+                    if name != "drone_telemetry":
+                        self.t_latest = max(self.t_latest, m.t_end)
+            elif isinstance(m, Event):
+                if recorded:
+                    self.recorded_events.append(m)
+                else:
+                    self.events.append(m)
+                    self.new_events.append(m)
+
+    def clear(self) -> None:
+        self.buffers.clear()
+        self.events.clear()
+        self.recorded_events.clear()
+        self.recorded_buffers.clear()
+        self.samples.clear()
+        self.new_events.clear()
+        self.t_latest = float("-inf")
+
+
+def _curve(
+    plot: pg.PlotItem, color: str, width: float = 1.0, style: QtCore.Qt.PenStyle | None = None
+) -> pg.PlotCurveItem:
+    pen = pg.mkPen(color, width=width)
+    if style is not None:
+        pen.setStyle(style)
+    c = pg.PlotCurveItem(pen=pen, skipFiniteCheck=True)
+    plot.addItem(c)
+    return c
+
+
+class SignalPlots(pg.GraphicsLayoutWidget):
+    """Forearm EMG with envelopes, upper-arm EMG with envelopes, accelerometer, gyroscope, decisions."""
+
+    EMG_STEP = 160.0  # vertical spacing of stacked forearm channels (int8 counts)
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setBackground("w")
+        self.plots: dict[str, pg.PlotItem] = {}
+        self.curves: list[tuple[pg.PlotCurveItem, str, int, float, float]] = []
+        specs = [
+            ("forearm", "Forearm EMG (8 ch) + envelopes", 3),
+            ("upper", "Upper-arm EMG (biceps, triceps)", 2),
+            ("accel", "Accelerometer (g)", 1),
+            ("gyro", "Gyroscope (deg/s)", 1),
+            ("decision", "Decision class (recomputed; recorded dashed)", 1),
+        ]
+        first = None
+        for row, (key, title, stretch) in enumerate(specs):
+            p = self.addPlot(row=row, col=0, title=title)
+            p.showGrid(x=True, y=True, alpha=0.2)
+            p.setMenuEnabled(False)
+            p.getAxis("left").setWidth(48)
+            p.setClipToView(True)
+            self.ci.layout.setRowStretchFactor(row, stretch)
+            if first is None:
+                first = p
+            else:
+                p.setXLink(first)
+            if key != "decision":
+                p.hideAxis("bottom")
+            self.plots[key] = p
+        self.plots["decision"].setLabel("bottom", "data time (s)")
+        fp = self.plots["forearm"]
+        for ch in range(8):
+            off = (7 - ch) * self.EMG_STEP
+            self.curves.append((_curve(fp, "#b0b0b0"), "forearm_emg", ch, 1.0, off))
+            self.curves.append((_curve(fp, COLORS[ch], 2.0), "forearm_emg.envelope", ch, 2.0, off))
+        fp.setYRange(-self.EMG_STEP, 8 * self.EMG_STEP, padding=0)
+        fp.getAxis("left").setTicks([[((7 - i) * self.EMG_STEP, f"ch{i}") for i in range(8)]])
+        up = self.plots["upper"]
+        for ch in range(2):
+            off = (1 - ch) * 300.0
+            self.curves.append((_curve(up, "#b0b0b0"), "upper_emg.filtered", ch, 1.0, off))
+            self.curves.append((_curve(up, COLORS[ch + 2], 2.0), "upper_emg.envelope", ch, 2.0, off))
+        up.setYRange(-250, 550, padding=0)
+        up.getAxis("left").setTicks([[(300.0, "bic"), (0.0, "tri")]])
+        for key, first_ch in (("accel", 4), ("gyro", 7)):
+            p = self.plots[key]
+            legend = p.addLegend(offset=(-5, 5), labelTextSize="7pt", colCount=3)
+            for k, axis in enumerate("xyz"):
+                c = _curve(p, COLORS[k])
+                legend.addItem(c, axis)
+                self.curves.append((c, "forearm_imu", first_ch + k, 1.0, 0.0))
+        self.plots["accel"].setYRange(-2, 2)
+        self.plots["gyro"].setYRange(-300, 300)
+        dp = self.plots["decision"]
+        self.curves.append((_curve(dp, "#202020", 2.0), "decision", 0, 1.0, 0.0))
+        self.recorded_decision = _curve(dp, "#e6194b", 1.5, QtCore.Qt.PenStyle.DashLine)
+        dp.setYRange(-1.5, len(DECISION_CLASSES) - 0.5, padding=0)
+        dp.getAxis("left").setTicks([[(-1, "rej"), *((i, c[:7]) for i, c in enumerate(DECISION_CLASSES))]])
+        for p in self.plots.values():
+            p.vb.sigRangeChangedManually.connect(self._user_moved)
+        self.follow = True
+
+    def _user_moved(self, *_: object) -> None:
+        self.follow = False
+
+    def set_x_range(self, x0: float, x1: float) -> None:
+        self.plots["forearm"].setXRange(x0, x1, padding=0)
+
+    def view_range(self) -> tuple[float, float]:
+        (x0, x1), _ = self.plots["forearm"].vb.viewRange()
+        return float(x0), float(x1)
+
+    def refresh(self, store: StreamStore, x0: float, x1: float) -> int:
+        """Redraw every curve for ``[x0, x1]``; returns the number of points drawn."""
+        points = 0
+        cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for curve, stream, ch, scale, off in self.curves:
+            buf = store.buffers.get(stream)
+            if buf is None:
+                continue
+            if stream not in cache:
+                cache[stream] = buf.window(x0, x1, MAX_POINTS)
+            t, y = cache[stream]
+            if t.shape[0] == 0:
+                curve.setData([], [])
+                continue
+            col = y[:, ch]
+            if scale != 1.0 or off != 0.0:
+                col = col * scale + off
+            curve.setData(t, col)
+            points += t.shape[0]
+        rec = store.recorded_buffers.get("decision")
+        if rec is not None:
+            t, y = rec.window(x0, x1, MAX_POINTS)
+            self.recorded_decision.setData(t, y[:, 0] + 0.1)
+        else:
+            self.recorded_decision.setData([], [])
+        return points
+
+
+class DetectorPanel(pg.GraphicsLayoutWidget):
+    """One small plot per detector: value vs adaptive threshold, release and cluster levels;
+    the title shows armed/cold-start and active. Last row: the wrist network's class probabilities."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setBackground("w")
+        self.rows: dict[str, tuple[pg.PlotItem, dict[str, pg.PlotCurveItem]]] = {}
+        self.wrist_plot: pg.PlotItem | None = None
+        self.wrist_bars: pg.BarGraphItem | None = None
+        self.wrist_classes: tuple[str, ...] = ()
+
+    def _row(self, name: str) -> tuple[pg.PlotItem, dict[str, pg.PlotCurveItem]]:
+        row = self.rows.get(name)
+        if row is None:
+            p = self.addPlot(row=len(self.rows), col=0, title=name)
+            p.setMenuEnabled(False)
+            p.hideAxis("bottom")
+            p.getAxis("left").setWidth(36)
+            p.setMouseEnabled(x=False, y=False)
+            curves = {
+                "rest_mean": _curve(p, "#3cb44b", 1.0, QtCore.Qt.PenStyle.DotLine),
+                "active_mean": _curve(p, "#f58231", 1.0, QtCore.Qt.PenStyle.DotLine),
+                "release": _curve(p, "#911eb4", 1.0, QtCore.Qt.PenStyle.DashLine),
+                "threshold": _curve(p, "#e6194b", 1.5),
+                "value": _curve(p, "#202020", 1.5),
+            }
+            row = (p, curves)
+            self.rows[name] = row
+        return row
+
+    def refresh(self, store: StreamStore, x0: float, x1: float, channels: dict[str, tuple[str, ...]]) -> None:
+        for name in sorted(n for n in store.buffers if n.startswith("detector.")):
+            buf = store.buffers[name]
+            chans = channels.get(name, ())
+            p, curves = self._row(name)
+            t, y = buf.window(x0, x1, 600)
+            for key, curve in curves.items():
+                if key in chans and t.shape[0]:
+                    curve.setData(t, y[:, chans.index(key)])
+            p.setXRange(x0, x1, padding=0)
+            last = buf.latest()
+            if last is not None and "armed" in chans:
+                row = last[1]
+                armed = row[chans.index("armed")] > 0.5
+                active = row[chans.index("active")] > 0.5
+                state = ("ACTIVE" if active else "armed") if armed else "cold start"
+                color = "#e6194b" if active else ("#3cb44b" if armed else "#808080")
+                p.setTitle(f"{name[len('detector.') :]}: {state}", color=color, size="9pt")
+        wrist = store.buffers.get("wrist")
+        if wrist is not None and channels.get("wrist"):
+            self._wrist(wrist, channels["wrist"])
+
+    def _wrist(self, buf: RingBuffer, classes: tuple[str, ...]) -> None:
+        if self.wrist_plot is None:
+            self.wrist_classes = classes
+            self.wrist_plot = self.addPlot(row=100, col=0, title="wrist network")
+            self.wrist_plot.setMenuEnabled(False)
+            self.wrist_plot.setMouseEnabled(x=False, y=False)
+            self.wrist_plot.setYRange(0, 1)
+            self.wrist_plot.getAxis("bottom").setTicks([[(i, c.replace("wrist_", "")) for i, c in enumerate(classes)]])
+            self.wrist_bars = pg.BarGraphItem(
+                x=np.arange(len(classes)), height=np.zeros(len(classes)), width=0.6, brush="#4363d8"
+            )
+            self.wrist_plot.addItem(self.wrist_bars)
+        _, y = buf.raw.last(40)
+        finite = np.isfinite(y).all(axis=1)
+        if finite.any() and self.wrist_bars is not None:
+            self.wrist_bars.setOpts(height=y[np.flatnonzero(finite)[-1]])
+
+
+ROWS = ("cue", "gesture", "recorded", "command", "safety")
+ROW_COLORS = {"cue": "#808080", "gesture": "#4363d8", "recorded": "#e6194b", "command": "#3cb44b", "safety": "#f58231"}
+
+
+def event_row(ev: Event, recorded: bool = False) -> tuple[str, str, str] | None:
+    """(timeline row, short text, detail) of an event; None for events not shown."""
+    if isinstance(ev, CueEvent):
+        return "cue", ev.label, ""
+    if isinstance(ev, GestureEvent):
+        return ("recorded" if recorded else "gesture"), ev.gesture, f"confidence {ev.confidence:.2f}"
+    if isinstance(ev, CommandEvent):
+        if recorded or not ev.source.startswith(("safety", "user", "mapper")):
+            return None
+        if ev.source.startswith("mapper"):
+            return None  # what the mapper asked; the safety row says what was sent or refused
+        return "command", ev.command, ev.source
+    if isinstance(ev, SafetyEvent):
+        return "safety", ev.action, ev.reason
+    if isinstance(ev, StatusEvent):
+        return "safety", f"{ev.device} {ev.status}", ev.detail
+    if isinstance(ev, GapEvent):
+        return "safety", f"gap {ev.source_stream}", ev.reason
+    return None
+
+
+class Timeline(pg.PlotWidget):
+    """Rows of markers with labels: cues, gestures (recomputed and recorded), commands, safety."""
+
+    MAX_LABELS = 300
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent, background="w")
+        self.setMenuEnabled(False)
+        self.setMouseEnabled(x=False, y=False)
+        self.getAxis("left").setWidth(64)
+        self.getAxis("left").setTicks([[(-i, r) for i, r in enumerate(ROWS)]])
+        self.setYRange(-len(ROWS) + 0.5, 0.7, padding=0)
+        self.scatter = pg.ScatterPlotItem(size=9, pen=None)
+        self.addItem(self.scatter)
+        self._points: deque[dict] = deque(maxlen=5000)
+        self._labels: deque[pg.TextItem] = deque()
+        self.count: dict[str, int] = dict.fromkeys(ROWS, 0)
+        self._dirty = False
+
+    def add(self, events: list[Event], recorded: bool = False) -> None:
+        for ev in events:
+            info = event_row(ev, recorded)
+            if info is None:
+                continue
+            row, text, _ = info
+            y = -ROWS.index(row)
+            self.count[row] += 1
+            self._points.append({"pos": (ev.t, y), "brush": ROW_COLORS[row]})
+            label = pg.TextItem(text, color=ROW_COLORS[row], anchor=(0, 1))
+            label.setPos(ev.t, y)
+            self.addItem(label)
+            self._labels.append(label)
+            if len(self._labels) > self.MAX_LABELS:
+                self.removeItem(self._labels.popleft())
+            self._dirty = True
+
+    def clear_events(self) -> None:
+        for label in self._labels:
+            self.removeItem(label)
+        self._labels.clear()
+        self._points.clear()
+        self.count = dict.fromkeys(ROWS, 0)
+        self.scatter.clear()
+
+    def refresh(self, x0: float, x1: float) -> None:
+        if self._dirty:
+            self.scatter.setData(list(self._points))
+            self._dirty = False
+        self.setXRange(x0, x1, padding=0)
+
+
+class EventLog(QtWidgets.QTableWidget):
+    """The newest events first: time, kind, what, why."""
+
+    MAX_ROWS = 300
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(0, 4, parent)
+        self.setHorizontalHeaderLabels(["t (s)", "kind", "what", "detail / reason"])
+        self.horizontalHeader().setStretchLastSection(True)
+        self.verticalHeader().setVisible(False)
+        self.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.setColumnWidth(0, 60)
+        self.setColumnWidth(1, 70)
+        self.setColumnWidth(2, 110)
+
+    def add(self, events: list[Event]) -> None:
+        rows = [(ev, event_row(ev)) for ev in events]
+        rows = [(ev, info) for ev, info in rows if info is not None][-self.MAX_ROWS :]
+        if not rows:
+            return
+        for ev, (kind, text, detail) in rows:
+            self.insertRow(0)
+            for col, value in enumerate((f"{ev.t:.2f}" if math.isfinite(ev.t) else "-", kind, text, detail)):
+                item = QtWidgets.QTableWidgetItem(value)
+                self.setItem(0, col, item)
+        while self.rowCount() > self.MAX_ROWS:
+            self.removeRow(self.rowCount() - 1)

@@ -1,0 +1,163 @@
+"""A recording as a pausable, speed-adjustable device for the GUI's replay controls.
+
+Seeking re-runs the pipeline from the start of the file up to the target (the adaptive detectors
+depend on everything before), so the session restarts with ``start_at``: data before it is
+released at once (the runner pushes it through the pipeline at full speed), then playback is
+paced at ``speed``.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from emgpilot.signals.recording import Recording, open_recording
+from emgpilot.signals.replay import source_stream_names, split_for_pacing
+from emgpilot.signals.streams import Chunk, Event, Message, StreamInfo, message_time
+
+_FAST_BATCH = 500  # messages per read while fast-forwarding (keeps the runner responsive to stop)
+
+
+class ReplaySource:
+    """Device over a recording's source streams with pause, speed and a start offset.
+
+    Parameters
+    ----------
+    path_or_recording : a file or an opened :class:`Recording`.
+    speed : data seconds per wall second (``inf``: as fast as possible).
+    start_at : data time (relative to the file's start) to fast-forward to.
+    clock : wall clock (a fake one in tests).
+    """
+
+    name = "replay"
+
+    def __init__(
+        self,
+        path_or_recording: str | Path | Recording,
+        speed: float = 1.0,
+        start_at: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        rec = path_or_recording if isinstance(path_or_recording, Recording) else open_recording(path_or_recording)
+        if not speed > 0:
+            raise ValueError(f"replay speed must be positive, not {speed}")
+        self.recording = rec
+        self._names = source_stream_names(rec)
+        self._msgs = split_for_pacing(list(rec.messages(set(self._names))), 0.02)
+        times = [message_time(m) for m in self._msgs if not (isinstance(m, Chunk) and len(m) == 0)]
+        self.t_first = min(times) if times else 0.0
+        self.t_last = max(times) if times else 0.0
+        self.start_at = self.t_first + max(0.0, float(start_at))
+        self._speed = float(speed)
+        self._clock = clock
+        self._pos = 0
+        self._paused = False
+        self._anchor_wall = 0.0
+        self._anchor_t = self.start_at
+        self._wake = threading.Event()
+        self._stopped = False
+        self._forwarded = False
+        self.position = self.t_first  # data time of the last released message
+
+    # ----------------------------------------------------------------- controls (any thread)
+    @property
+    def duration_s(self) -> float:
+        return self.t_last - self.t_first
+
+    @property
+    def speed(self) -> float:
+        return self._speed
+
+    def set_speed(self, speed: float) -> None:
+        if not speed > 0:
+            raise ValueError(f"replay speed must be positive, not {speed}")
+        self._reanchor()
+        self._speed = float(speed)
+        self._wake.set()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def set_paused(self, paused: bool) -> None:
+        if not paused:
+            self._reanchor()
+        self._paused = paused
+        self._wake.set()
+
+    def _reanchor(self) -> None:
+        self._anchor_t = max(self.position, self.start_at)
+        self._anchor_wall = self._clock()
+
+    def recorded_outputs(self, names: tuple[str, ...] = ("gesture", "decision", "command", "safety")) -> list[Message]:
+        """Derived messages the file holds (recorded decisions, shown next to the recomputed ones)."""
+        wanted = {n for n in names if n in self.recording.streams and n not in self._names}
+        return list(self.recording.messages(wanted)) if wanted else []
+
+    # ----------------------------------------------------------------- Device protocol
+    def streams(self) -> list[StreamInfo]:
+        return [self.recording.streams[n] for n in self._names]
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "type": "replay",
+            "path": str(self.recording.path),
+            "recorded_device": self.recording.metadata.get("device"),
+        }
+
+    def start(self) -> None:
+        self._stopped = False
+        self._reanchor()
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._wake.set()
+
+    @property
+    def finished(self) -> bool:
+        return self._pos >= len(self._msgs)
+
+    def read(self, timeout: float | None = None) -> list[Message]:
+        if self.finished or self._stopped:
+            return []
+        # fast-forward part: everything before start_at at once
+        if not self._forwarded:
+            if message_time(self._msgs[self._pos]) < self.start_at:
+                return self._release(lambda m: message_time(m) < self.start_at, limit=_FAST_BATCH)
+            self._forwarded = True
+            self._reanchor()
+        if self._paused:
+            self._wait(timeout)
+            return []
+        if math.isinf(self._speed):
+            return self._release(lambda m: True, limit=_FAST_BATCH)
+        now_t = self._anchor_t + (self._clock() - self._anchor_wall) * self._speed
+        due = message_time(self._msgs[self._pos])
+        if due > now_t:
+            wait = (due - now_t) / self._speed
+            self._wait(wait if timeout is None else min(wait, timeout))
+            now_t = self._anchor_t + (self._clock() - self._anchor_wall) * self._speed
+            if due > now_t or self._paused:
+                return []
+        return self._release(lambda m: message_time(m) <= now_t, limit=None)
+
+    def _wait(self, seconds: float | None) -> None:
+        self._wake.clear()
+        self._wake.wait(0.05 if seconds is None else max(0.0, seconds))
+
+    def _release(self, keep: Callable[[Message], bool], limit: int | None) -> list[Message]:
+        out: list[Message] = []
+        while self._pos < len(self._msgs) and keep(self._msgs[self._pos]):
+            m = self._msgs[self._pos]
+            out.append(m)
+            self._pos += 1
+            t = message_time(m)
+            if math.isfinite(t) and (isinstance(m, Event) or len(m)):
+                self.position = max(self.position, t)
+            if limit is not None and len(out) >= limit:
+                break
+        return out

@@ -1,0 +1,180 @@
+"""Ring buffers for live plots: O(chunk) appends, copy-free views, min/max pyramid for long history.
+
+A plot asks for ``window(t0, t1, max_points)``: the samples between two data times, reduced to
+at most about ``max_points`` points. Short windows come straight from the buffer (a slice, no
+copy). Long windows (an hour zoomed out) come from a pyramid of per-block minima and maxima that
+is updated as data arrives, so a frame never touches more than a few thousand values whatever
+the history length.
+
+Storage trick: every sample is written twice, at ``i % cap`` and ``i % cap + cap``, so the last
+``n <= cap`` samples are always one contiguous slice.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class _Ring:
+    """Fixed-capacity ring of ``[n, c]`` float32 rows with float64 times; mirror-written."""
+
+    def __init__(self, capacity: int, n_channels: int) -> None:
+        self.cap = max(1, int(capacity))
+        self.c = int(n_channels)
+        self.t = np.zeros(2 * self.cap, dtype=np.float64)
+        self.x = np.zeros((2 * self.cap, self.c), dtype=np.float32)
+        self.count = 0  # samples ever written
+
+    def __len__(self) -> int:
+        return min(self.count, self.cap)
+
+    def append(self, t: np.ndarray, x: np.ndarray) -> None:
+        m = int(t.shape[0])
+        if m == 0:
+            return
+        if m > self.cap:  # only the newest cap samples can be kept
+            t, x = t[-self.cap :], x[-self.cap :]
+            self.count += m - self.cap
+            m = self.cap
+        start = self.count % self.cap
+        first = min(m, self.cap - start)
+        for off in (0, self.cap):
+            self.t[off + start : off + start + first] = t[:first]
+            self.x[off + start : off + start + first] = x[:first]
+            if first < m:
+                self.t[off : off + m - first] = t[first:]
+                self.x[off : off + m - first] = x[first:]
+        self.count += m
+
+    def last(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The newest ``n`` rows as contiguous views (no copy)."""
+        n = min(n, len(self))
+        end = self.count % self.cap + self.cap
+        return self.t[end - n : end], self.x[end - n : end]
+
+    def view(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.last(len(self))
+
+
+class RingBuffer:
+    """History of one regular stream for plotting.
+
+    Parameters
+    ----------
+    capacity : samples kept (e.g. one hour at the stream's rate).
+    n_channels : columns.
+    factor : samples per block between pyramid levels.
+    levels : pyramid levels above the raw samples.
+    """
+
+    def __init__(self, capacity: int, n_channels: int, factor: int = 16, levels: int = 3) -> None:
+        self.factor = int(factor)
+        self.raw = _Ring(capacity, n_channels)
+        self.n_channels = int(n_channels)
+        # level k holds one row per factor**k raw samples: [min of each channel, max of each channel]
+        self.levels: list[_Ring] = []
+        cap = capacity
+        for _ in range(levels):
+            cap = max(1, cap // self.factor)
+            self.levels.append(_Ring(cap + 1, 2 * n_channels))
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    @property
+    def count(self) -> int:
+        return self.raw.count
+
+    def clear(self) -> None:
+        self.raw.count = 0
+        for lv in self.levels:
+            lv.count = 0
+
+    def append(self, t: np.ndarray, x: np.ndarray) -> None:
+        """Add rows ``x`` ``[m, c]`` at times ``t`` ``[m]`` (increasing); cost O(m)."""
+        self.raw.append(np.asarray(t, dtype=np.float64), np.asarray(x, dtype=np.float32))
+        below: _Ring = self.raw
+        c = self.n_channels
+        for k, lv in enumerate(self.levels):
+            complete = below.count // self.factor  # blocks whose inputs are all written
+            new = complete - lv.count
+            if new <= 0:
+                break
+            need = new * self.factor
+            if need > len(below):  # inputs already overwritten (huge append): restart level
+                lv.count = complete - len(below) // self.factor
+                new = complete - lv.count
+                need = new * self.factor
+            extra = below.count - complete * self.factor
+            bt, bx = below.last(need + extra)
+            bt, bx = bt[:need], bx[:need]
+            blocks = bx.reshape(new, self.factor, bx.shape[1])
+            if k == 0:
+                lo, hi = blocks.min(axis=1), blocks.max(axis=1)
+            else:
+                lo, hi = blocks[:, :, :c].min(axis=1), blocks[:, :, c:].max(axis=1)
+            lv.append(bt[:: self.factor], np.concatenate([lo, hi], axis=1))
+            below = lv
+
+    def latest(self) -> tuple[float, np.ndarray] | None:
+        if not len(self.raw):
+            return None
+        t, x = self.raw.last(1)
+        return float(t[0]), x[0]
+
+    def t_range(self) -> tuple[float, float] | None:
+        if not len(self.raw):
+            return None
+        t, _ = self.raw.view()
+        return float(t[0]), float(t[-1])
+
+    def window(self, t0: float, t1: float, max_points: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+        """Samples in ``[t0, t1]``, reduced so that about ``max_points`` points remain.
+
+        Returns ``(t [n], y [n, c])``. Reduced data alternates each block's minimum and maximum
+        (both stamped at the block's start), so peaks stay visible. The newest samples that do
+        not fill a block yet come from the finer levels.
+        """
+        t, x = self.raw.view()
+        if t.shape[0] == 0:
+            return t, x
+        i0, i1 = np.searchsorted(t, [t0, t1], side="left")
+        i0 = max(0, int(i0) - 1)
+        i1 = min(t.shape[0], int(i1) + 1)
+        if i1 - i0 <= max_points:
+            return t[i0:i1], x[i0:i1]
+        level = 0
+        n = i1 - i0
+        while level < len(self.levels) and n > max_points:
+            level += 1
+            n //= self.factor
+        return self._reduced(level, t0, t1)
+
+    def _reduced(self, level: int, t0: float, t1: float) -> tuple[np.ndarray, np.ndarray]:
+        c = self.n_channels
+        lv = self.levels[level - 1]
+        lt, lx = lv.view()
+        j0, j1 = np.searchsorted(lt, [t0, t1], side="left")
+        j0 = max(0, int(j0) - 1)
+        j1 = int(j1)
+        bt, bx = lt[j0:j1], lx[j0:j1]
+        out_t = np.repeat(bt, 2)
+        out_y = np.empty((2 * bt.shape[0], c), dtype=np.float32)
+        out_y[0::2] = bx[:, :c]
+        out_y[1::2] = bx[:, c:]
+        # newest samples not yet in a block of this level: finer data (fewer than factor rows per level)
+        above_count = lv.count
+        for finer in range(level - 1, -1, -1):
+            ring = self.raw if finer == 0 else self.levels[finer - 1]
+            n_tail = ring.count - above_count * self.factor
+            if n_tail > 0:
+                tt, tx = ring.last(n_tail)
+                if finer == 0:
+                    out_t, out_y = np.concatenate([out_t, tt]), np.concatenate([out_y, tx])
+                else:
+                    ty = np.empty((2 * tt.shape[0], c), dtype=np.float32)
+                    ty[0::2] = tx[:, :c]
+                    ty[1::2] = tx[:, c:]
+                    out_t, out_y = np.concatenate([out_t, np.repeat(tt, 2)]), np.concatenate([out_y, ty])
+            above_count = ring.count
+        return out_t, out_y
