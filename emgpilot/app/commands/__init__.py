@@ -18,4 +18,5 @@ COMMAND_MODULES: tuple[str, ...] = (
     "fakedevice",
     "train_wrist",
     "sim",
+    "gui",
 )
