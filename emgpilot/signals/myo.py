@@ -369,10 +369,16 @@ def open_live_arm(
 
     Raises ``DeviceError`` when no dongle is found and no port was given.
     """
+    import os
+
     from emgpilot.signals.device import DeviceError
     from emgpilot.signals.myoware import MyoWareDevice
     from emgpilot.signals.serialio import CompositeDevice
 
+    for path in (port, upper_arm_port):
+        # POSIX device paths can be checked up front (Windows COM names cannot)
+        if path and path != "none" and path.startswith("/") and not os.path.exists(path):
+            raise DeviceError(f"no such serial port: {path} (see 'emgpilot devices')")
     children: list[PortDevice] = []
     if port != "none":
         dongle = port or find_dongle()
