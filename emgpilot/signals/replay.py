@@ -17,7 +17,7 @@ import itertools
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,14 +53,20 @@ def source_stream_names(rec: Recording) -> list[str]:
     return names
 
 
-def coalesce(msgs: Iterator[Message], max_samples: int = 1 << 16) -> Iterator[Message]:
-    """Join consecutive chunks of each stream into large chunks, keeping every event in place.
+def coalesce(
+    msgs: Iterator[Message], max_samples: int = 1 << 16, barrier_events: Collection[str] | None = None
+) -> Iterator[Message]:
+    """Join consecutive chunks of each stream into large chunks, keeping events in place.
 
     Chunks buffered before an event are emitted before it, so the order of data relative to
     events (gaps, cues) is kept; only the interleaving of different streams' chunks changes,
     which the pipeline's watermarks make irrelevant -- except while a stream is absent after a
     :class:`GapEvent`: the pipeline then decides without it until its data returns, so the
     returning chunk is a barrier too (everything before it in file order stays before it).
+
+    ``barrier_events``: event streams whose position matters (those a pipeline stage consumes;
+    gaps always do). Other events are passed on at once, ahead of the chunks still being
+    joined, which keeps blocks large. ``None``: every event is a barrier.
     """
     pending: dict[str, list[Chunk]] = {}
     counts: dict[str, int] = {}
@@ -86,11 +92,13 @@ def coalesce(msgs: Iterator[Message], max_samples: int = 1 << 16) -> Iterator[Me
             counts[name] = counts.get(name, 0) + len(m)
             if counts[name] >= max_samples:
                 yield emit(name)
-        else:
+        elif barrier_events is None or isinstance(m, GapEvent) or message_stream(m) in barrier_events:
             for name in list(pending):
                 yield emit(name)
             if isinstance(m, GapEvent):
                 gapped.add(m.source_stream)
+            yield m
+        else:
             yield m
     for name in list(pending):
         yield emit(name)
@@ -145,6 +153,9 @@ class ReplayDevice:
     speed : data seconds per wall second; ``inf`` replays as fast as possible.
     streams : source streams to replay (default: every source stream of the file).
     max_block_samples : at ``speed`` inf, the largest chunk handed out.
+    barrier_events : at ``speed`` inf, event streams that must keep their exact place between
+        chunks (see :func:`coalesce`); set it to the event streams the pipeline consumes.
+        ``None`` (default) keeps every event in place.
     piece_s : at finite speed, the longest chunk piece released at once (data seconds).
     clock, sleep : wall clock and sleep function (replaceable in tests).
     """
@@ -157,7 +168,8 @@ class ReplayDevice:
         speed: float = math.inf,
         streams: list[str] | None = None,
         *,
-        max_block_samples: int = 1 << 16,
+        max_block_samples: int = 4096,
+        barrier_events: Collection[str] | None = None,
         piece_s: float = 0.02,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
@@ -181,6 +193,7 @@ class ReplayDevice:
             chosen = list(streams)
         self._names = chosen
         self.max_block_samples = int(max_block_samples)
+        self.barrier_events = None if barrier_events is None else set(barrier_events)
         self.piece_s = float(piece_s)
         self._clock = clock
         self._sleep = sleep
@@ -211,7 +224,7 @@ class ReplayDevice:
         self._started = True
         src = self.recording.messages(set(self._names))
         if math.isinf(self.speed):
-            self._iter = coalesce(src, self.max_block_samples)
+            self._iter = coalesce(src, self.max_block_samples, self.barrier_events)
         else:
             self._queue = split_for_pacing(list(src), self.piece_s)
             self._t0 = min((_first_time(m) for m in self._queue if _first_time(m) is not None), default=0.0)

@@ -119,11 +119,13 @@ def _record(path, batches, cfg: PipelineConfig | None = None) -> list[Message]:
     return derived
 
 
-def _replay(path, speed: float = math.inf, **kw) -> tuple[ReplayDevice, list[Message]]:
+def _replay(path, speed: float = math.inf, consumed_only: bool = False, **kw) -> tuple[ReplayDevice, list[Message]]:
     rec = open_recording(path)
     cfg = pipeline_config_from_dict(rec.metadata["pipeline_config"])
     device = ReplayDevice(rec, speed=speed, **kw)
     pipeline = build_pipeline(device.streams(), cfg)
+    if consumed_only:  # as ``emgpilot replay`` does: only events a stage consumes keep their place
+        device.barrier_events = {name for stage in pipeline.stages for name in stage.inputs}
     names = {s.name for s in device.streams()}
     out: list[Message] = []
     SessionRunner(device, pipeline, sinks=[lambda b: out.extend(m for m in b if message_stream(m) not in names)]).run()
@@ -142,6 +144,9 @@ def test_replay_reproduces_a_recorded_run_exactly(tmp_path):
     assert result["match"] > 10_000
     # The recording holds the live outputs bit for bit, too.
     assert compare_outputs(live, recorded)["identical"]
+    # Letting unconsumed events (cues) pass ahead of the joined chunks changes nothing either.
+    device, replayed = _replay(path, consumed_only=True)
+    assert compare_outputs(recorded, replayed)["identical"]
 
 
 def test_paced_replay_gives_the_same_outputs_and_sleeps_data_time(tmp_path):
@@ -204,3 +209,15 @@ def test_compare_outputs_counts_differences():
     assert res["streams"]["x.filtered"]["differ"] == 4
     assert res["streams"]["x.filtered"]["missing"] == 1
     assert not res["identical"]
+
+
+def test_coalesce_lets_unconsumed_events_pass_but_keeps_gaps_in_place():
+    c = [Chunk(FOREARM_EMG, (i * 4 + np.arange(4)) / 200.0, np.full((4, 8), float(i))) for i in range(5)]
+    u = [Chunk(UPPER_EMG, (i * 20 + np.arange(20)) / 1000.0, np.zeros((20, 2))) for i in range(5)]
+    cue = CueEvent(t=0.04, label="fist")
+    gap = GapEvent(t=0.06, source_stream="forearm_emg", t_resume=0.08, reason="test")
+    msgs = [c[0], u[0], c[1], u[1], cue, u[2], gap, u[3], c[4], u[4]]
+    out = list(coalesce(iter(msgs), barrier_events=set()))
+    names = [message_stream(m) for m in out]
+    assert names == ["cue", "forearm_emg", "upper_emg", "gap", "upper_emg", "forearm_emg", "upper_emg"]
+    assert [len(m) for m in out if isinstance(m, Chunk)] == [8, 60, 20, 4, 20]

@@ -91,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         pipeline = build_pipeline(device.streams(), cfg)
     setup_s = time.perf_counter() - setup0
+    # Events no stage consumes (cue, status) need not split the replay into small blocks.
+    device.barrier_events = {name for stage in pipeline.stages for name in stage.inputs}
     recomputed: list = []
 
     def keep_derived(batch: list) -> None:
