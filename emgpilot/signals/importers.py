@@ -154,14 +154,13 @@ class _SessionBuilder:
             return
         t0 = self.cursor
         if self._last_end is not None:
-            self.messages.append(
-                GapEvent(
-                    t=self._last_end,
-                    source_stream=self.emg_info.name,
-                    t_resume=t0,
-                    reason="separate original recording",
-                )
-            )
+            for info in (self.emg_info, self.imu_info):
+                if info is not None:
+                    self.messages.append(
+                        GapEvent(
+                            t=self._last_end, source_stream=info.name, t_resume=t0, reason="separate original recording"
+                        )
+                    )
         # Sample times on the exact grid k / rate (segments start on whole seconds): compact to
         # store and identical however the stream is later cut.
         t = (round(t0 * rate) + np.arange(n, dtype=np.int64)) / rate

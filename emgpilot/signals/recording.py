@@ -473,9 +473,9 @@ class Recording:
     recovered: bool = False
     warnings: list[str] = field(default_factory=list)
     complete: bool = True
-    _buf: bytes = b""
-    _channels: dict[int, _Channel] = field(default_factory=dict)
-    _index: list[tuple[int, int, int]] = field(default_factory=list)  # (channel id, start, end)
+    _buf: bytes = field(default=b"", repr=False)
+    _channels: dict[int, _Channel] = field(default_factory=dict, repr=False)
+    _index: list[tuple[int, int, int]] = field(default_factory=list, repr=False)  # (channel id, start, end)
 
     # ----------------------------------------------------------------- access
     def __len__(self) -> int:
