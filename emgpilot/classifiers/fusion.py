@@ -109,6 +109,12 @@ class GestureFusion(Stage):
         unknown = set(detectors) - set(DETECTORS)
         if unknown:
             raise ValueError(f"fusion: unknown detectors {sorted(unknown)}")
+        if cfg.arm not in ("right", "left", "auto"):
+            raise ValueError(f"fusion: arm must be 'right', 'left' or 'auto', not {cfg.arm!r}")
+        if imu_channels is not None:
+            for axis in (cfg.palm_down_axis, cfg.thumb_up_axis):
+                if axis not in imu_channels:
+                    raise ValueError(f"fusion: IMU channel {axis!r} not in {imu_channels}")
         self.cfg = cfg
         self.detectors = tuple(d for d in DETECTORS if d in detectors)
         self.wrist_classes = wrist_classes

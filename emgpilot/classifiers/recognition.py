@@ -32,39 +32,67 @@ FOREARM_FILTERED = "forearm_emg.filtered"
 UPPER_ENVELOPE = "upper_emg.envelope"
 
 
-def _rotation_defaults() -> DetectorConfig:
-    # 50 Hz IMU: 6-sample windows every 2 samples (25 Hz decisions). Only "moving" windows
-    # (> 30 deg/s) enter the history, so the mixture separates slow posture turns (e.g. palm
-    # down -> thumb up before a wave, ~70-120 deg/s) from quick deliberate rotations (~170-300
-    # deg/s). Before both were seen the threshold is 140 deg/s; it never drops below 100 deg/s
-    # (the slow return after a rotation stays under it).
-    g0 = 5.0
-    return DetectorConfig(
-        window_s=0.12,
-        step_s=0.04,
-        mixture=MixtureConfig(
-            history=600,
-            refit_every=125,
-            refit_every_initial=25,
-            initial_windows=750,
-            min_history=25,
-            min_separation=0.3,
-            prior_lift=0.0,
-            min_lift=0.2,
-            min_rest_z=1.0,
-            history_floor=math.log(30.0 + g0),
-            cold_threshold=math.log(140.0 + g0),
-            abs_min_threshold=math.log(100.0 + g0),
-        ),
-        timing=TimingConfig(min_on=2, min_off=3, refractory=12),
-    )
+# Detector-specific defaults are subclasses (not default factories) so that a TOML table that
+# overrides one setting keeps the detector's other defaults (the strict loader builds the
+# annotated class).
+
+_G0_DPS = 5.0
 
 
-def _stiffen_defaults() -> DetectorConfig:
-    # Stiffening co-contracts hard: both muscles far above their floor. A fist or an elbow
-    # flexion can spill over into both muscles (~3-4x): when the active values form two
-    # clusters, the threshold goes between them (split_upper).
-    return DetectorConfig(mixture=MixtureConfig(history=3000, prior_lift=1.6, min_lift=1.0, split_upper=True))
+@dataclass
+class RotationMixtureConfig(MixtureConfig):
+    """Rotation: only "moving" windows (> 30 deg/s) enter the history, so the mixture separates
+    slow posture turns (e.g. palm down -> thumb up before a wave, ~70-120 deg/s) from quick
+    deliberate rotations (~170-300 deg/s). Before both were seen the threshold is 140 deg/s; it
+    never drops below 100 deg/s (the slow return after a rotation stays under it)."""
+
+    history: int = 600
+    refit_every: int = 125
+    refit_every_initial: int = 25
+    initial_windows: int = 750
+    min_history: int = 25
+    min_separation: float = 0.3
+    prior_lift: float = 0.0
+    min_lift: float = 0.2
+    min_rest_z: float = 1.0
+    history_floor: float = math.log(30.0 + _G0_DPS)
+    cold_threshold: float = math.log(140.0 + _G0_DPS)
+    abs_min_threshold: float = math.log(100.0 + _G0_DPS)
+
+
+@dataclass
+class RotationTimingConfig(TimingConfig):
+    min_on: int = 2
+    min_off: int = 3
+    refractory: int = 12
+
+
+@dataclass
+class RotationDetectorConfig(DetectorConfig):
+    """50 Hz IMU: 6-sample windows every 2 samples (25 Hz decisions)."""
+
+    window_s: float = 0.12
+    step_s: float = 0.04
+    mixture: RotationMixtureConfig = field(default_factory=RotationMixtureConfig)
+    timing: RotationTimingConfig = field(default_factory=RotationTimingConfig)
+
+
+@dataclass
+class StiffenMixtureConfig(MixtureConfig):
+    """Stiffening co-contracts hard: both muscles far above their floor. A fist or an elbow
+    flexion can spill over into both muscles (~3-4x): when the active values form two clusters,
+    the threshold goes between them (``split_upper``). Stiffens are rarer than forearm gestures,
+    so the history is longer."""
+
+    history: int = 3000
+    prior_lift: float = 1.6
+    min_lift: float = 1.0
+    split_upper: bool = True
+
+
+@dataclass
+class StiffenDetectorConfig(DetectorConfig):
+    mixture: StiffenMixtureConfig = field(default_factory=StiffenMixtureConfig)
 
 
 @dataclass
@@ -82,8 +110,8 @@ class RecognitionConfig:
     wrist_model: str = "shipped"
     activation: DetectorConfig = field(default_factory=DetectorConfig)
     fist: DetectorConfig = field(default_factory=DetectorConfig)
-    stiffen: DetectorConfig = field(default_factory=_stiffen_defaults)
-    rotation: DetectorConfig = field(default_factory=_rotation_defaults)
+    stiffen: StiffenDetectorConfig = field(default_factory=StiffenDetectorConfig)
+    rotation: RotationDetectorConfig = field(default_factory=RotationDetectorConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
 
 

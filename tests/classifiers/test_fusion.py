@@ -164,3 +164,27 @@ def test_decision_stream_classes():
     assert (cls[_span(0.0, 2.0)] == DECISION_CLASSES.index("rest")).all()
     assert (cls[_span(2.0, 4.0)] == DECISION_CLASSES.index("wrist_flexion")).all()
     assert (cls[_span(4.0, SECONDS)] == DECISION_CLASSES.index("rest")).all()
+
+
+def test_recognition_stages_follow_the_streams_present_and_config_overrides():
+    from emgpilot.build import build_pipeline, pipeline_config_from_dict
+    from emgpilot.signals.streams import FOREARM_EMG, FOREARM_IMU, UPPER_EMG
+
+    forearm_only = build_pipeline([FOREARM_EMG])
+    names = [s.name for s in forearm_only.stages]
+    assert "detector.activation" in names and "detector.stiffen" not in names and "detector.rotation" not in names
+    fusion = forearm_only.stage("fusion")
+    assert "forearm_imu.resampled" not in fusion.inputs
+    full = build_pipeline([FOREARM_EMG, FOREARM_IMU, UPPER_EMG])
+    assert {"detector.stiffen", "detector.rotation", "fusion"} <= {s.name for s in full.stages}
+
+    cfg = pipeline_config_from_dict({"recognition": {"rotation": {"mixture": {"history": 500}}}})
+    rot = cfg.recognition.rotation
+    # Overriding one setting keeps the rotation detector's own defaults for the others.
+    assert rot.mixture.history == 500 and rot.window_s == 0.12 and rot.mixture.cold_threshold > 4.9
+    try:
+        GestureFusion(FusionConfig(arm="both"), ("activation",))
+    except ValueError as e:
+        assert "arm" in str(e)
+    else:
+        raise AssertionError("a bad arm setting must be refused")
