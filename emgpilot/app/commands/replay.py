@@ -89,7 +89,12 @@ def run(args: argparse.Namespace) -> int:
         by_name = {s.name: s for s in device.streams() if not s.is_event}
         pipeline = Pipeline(preprocessing_stages(cfg.preprocess, by_name), sources=sources)
     else:
-        pipeline = build_pipeline(device.streams(), cfg)
+        try:
+            pipeline = build_pipeline(device.streams(), cfg)
+        except ValueError as e:
+            raise CLIError(
+                f"{path}: cannot build the pipeline for this recording's streams ({e}); try --conditioning-only"
+            ) from e
     setup_s = time.perf_counter() - setup0
     # Events no stage consumes (cue, status) need not split the replay into small blocks.
     device.barrier_events = {name for stage in pipeline.stages for name in stage.inputs}
