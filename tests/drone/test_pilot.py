@@ -225,3 +225,27 @@ def test_user_stop_and_emergency_from_the_pilot() -> None:
     assert commands[-2:] == [("stop", "safety"), ("emergency", "user:button")]
     summary = pilot.summary()
     assert summary["backend"] == "sim" and summary["counts"]["safety_emergency"] == 1
+
+
+def test_run_command_flies_the_simulator(capsys) -> None:
+    import json
+
+    from emgpilot.app.cli import main
+
+    code = main(["run", "--headless", "--drone", "sim", "--takeoff", "--duration", "6", "--speed", "max", "--json"])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    drone = summary["drone"]
+    assert drone["backend"] == "sim" and drone["counts"]["safety_takeoff"] == 1
+    assert drone["course"]["hoops_total"] == 6
+    assert drone["final_state"]["flying_state"] in ("hovering", "flying", "landing")
+
+
+def test_run_command_rejects_a_bad_mapping(tmp_path, capsys) -> None:
+    from emgpilot.app.cli import main
+
+    bad = tmp_path / "typo.toml"
+    bad.write_text('[gestures]\nfist = "forwards"\n')
+    code = main(["run", "--headless", "--drone", "sim", "--mapping", str(bad), "--duration", "1", "--speed", "max"])
+    assert code == 2
+    assert "typo.toml" in capsys.readouterr().err
