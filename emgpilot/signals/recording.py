@@ -247,6 +247,7 @@ class RecordingWriter:
             raise RecordingError(f"cannot write recording {self.path}: {e.strerror or e}") from e
         self._started = True
         self._last_flush = self._clock()
+        self._flushed = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         if background_flush:
@@ -423,6 +424,7 @@ class RecordingWriter:
         self._write_all_pending()
         self._fh.flush()
         self._last_flush = self._clock()
+        self._flushed.set()  # lets tests wait for a flush instead of sleeping
 
     def _flush_loop(self) -> None:
         while not self._stop.wait(self.flush_interval_s / 2):

@@ -143,6 +143,19 @@ def test_flush_interval_with_a_fake_clock(tmp_path):
     assert not open_recording(path).recovered
 
 
+def test_timer_thread_flushes_when_no_more_data_arrives(tmp_path):
+    """A stalled source must not leave data in memory: the timer thread flushes it."""
+    path = tmp_path / "stall.mcap"
+    now = [0.0]
+    with RecordingWriter(path, [FOREARM_EMG], {}, flush_interval_s=0.05, clock=lambda: now[0]) as w:
+        w.write([Chunk(FOREARM_EMG, np.arange(10) / 200.0, np.ones((10, 8)))])  # too soon to flush
+        assert not w._flushed.is_set()
+        now[0] = 1.0  # the source stalls; time passes
+        assert w._flushed.wait(timeout=30), "no flush without further writes"
+        rec = open_recording(path)
+        assert rec.recovered and len(rec.chunk("forearm_emg")) == 10
+
+
 def _damaged(tmp_path: Path, name: str, mutate) -> Path:
     src = tmp_path / "good.mcap"
     if not src.exists():
