@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -387,6 +388,10 @@ class SimBackend:
     def __init__(self, course: Course | None = None, params: SimParams | None = None, battery: float = 100.0) -> None:
         self.sim = DroneSim(params, battery=battery)
         self.sim.link = "disconnected"
+        # Commands may come from another thread (the GUI's emergency button) while the pilot's
+        # thread steps the simulation: every access holds this lock, and stepping releases it
+        # every 20 ms of data time so a command never waits long.
+        self._lock = threading.Lock()
         self.course = course
         self._started = False
         self.events: list[SimEvent] = []
@@ -402,8 +407,9 @@ class SimBackend:
 
     def inject_link_loss(self) -> None:
         """Fault injection: the link drops; the drone hovers on its own (like a Bebop)."""
-        self.sim.link = "lost"
-        self.sim.set_pcmd(0, 0, 0, 0, 0)
+        with self._lock:
+            self.sim.link = "lost"
+            self.sim.set_pcmd(0, 0, 0, 0, 0)
 
     def _reachable(self, what: str) -> bool:
         if self.sim.link != "connected":
@@ -413,49 +419,60 @@ class SimBackend:
 
     # ------------------------------------------------------------------ commands
     def takeoff(self) -> None:
-        if self._reachable("takeoff"):
-            self.sim.takeoff()
+        with self._lock:
+            if self._reachable("takeoff"):
+                self.sim.takeoff()
 
     def land(self) -> None:
-        if self._reachable("land"):
-            self.sim.land()
+        with self._lock:
+            if self._reachable("land"):
+                self.sim.land()
 
     def emergency(self) -> None:
-        if self._reachable("emergency"):
-            self.sim.emergency()
+        with self._lock:
+            if self._reachable("emergency"):
+                self.sim.emergency()
 
     def pcmd(self, roll: int, pitch: int, yaw: int, gaz: int) -> None:
         # flag 1 always: an all-zero setpoint from the pilot means "hover now" and must
         # also end a running move_by
-        if self._reachable("pcmd"):
-            self.sim.set_pcmd(1, roll, pitch, yaw, gaz)
+        with self._lock:
+            if self._reachable("pcmd"):
+                self.sim.set_pcmd(1, roll, pitch, yaw, gaz)
 
     def move_by(self, dx: float, dy: float, dz: float, dpsi: float) -> None:
-        if self._reachable("move_by"):
-            self.sim.move_by(dx, dy, dz, dpsi)
+        with self._lock:
+            if self._reachable("move_by"):
+                self.sim.move_by(dx, dy, dz, dpsi)
 
     # ------------------------------------------------------------------ time and state
     def state(self) -> DroneState:
-        return self.sim.state()
+        with self._lock:
+            return self.sim.state()
 
     def step(self, t: float) -> None:
         """Advance the simulation to data time ``t``; the first call sets the clock."""
         if not self._started:
-            self._started = True
-            self.sim.t = float(t)
-            if self.course is not None:
-                self.course.reset(self.sim.state())
+            with self._lock:
+                self._started = True
+                self.sim.t = float(t)
+                if self.course is not None:
+                    self.course.reset(self.sim.state())
             return
         h = 0.02  # course checks at 50 Hz: a hoop is never skipped at these speeds
         now = self.sim.t_requested
         while now < t:
             now = min(t, now + h)
-            before = self.sim.state()
-            self.sim.step_to(now)
-            after = self.sim.state()
-            if self.course is not None and (before.airborne or after.airborne or before.flying_state == "emergency"):
-                self.course.update(before, after)
-        self.events.extend(self.sim.pop_events())
+            with self._lock:
+                before = self.sim.state()
+                self.sim.step_to(now)
+                after = self.sim.state()
+                if self.course is not None and (
+                    before.airborne or after.airborne or before.flying_state == "emergency"
+                ):
+                    self.course.update(before, after)
+        with self._lock:
+            self.events.extend(self.sim.pop_events())
 
     @property
     def airborne(self) -> bool:
