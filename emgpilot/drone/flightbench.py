@@ -452,6 +452,13 @@ def run_flight_bench(args: Any) -> dict[str, Any]:
         "courses_finished": sum(bool(r["finished"]) for r in per_wearer),
         "mean_course_time_s": round(float(np.mean(times)), 2) if times else None,
         "outcomes": dict(sorted(outcomes.items())),
+        # the mix of gestures follows the flight (a gesture that keeps failing is repeated), so
+        # the mean of the per-gesture rates is reported too
+        "correct_response_rate_per_gesture_mean": (
+            round(float(np.mean([row["correct"] / row["made"] for row in by_gesture.values()])), 4)
+            if by_gesture
+            else 0.0
+        ),
         "by_gesture": {g: dict(sorted(row.items())) for g, row in sorted(by_gesture.items())},
         "wearers": n_wearers,
         "recognition": recognition,
