@@ -346,63 +346,143 @@ def _block_rng(seed: int, purpose: int, index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, purpose, index]))
 
 
-def _band_sos(low: float, high: float, fs: float) -> tuple[np.ndarray, float]:
-    """Band-limiting filter and the gain that gives its white-noise output unit variance."""
-    sos = signal.butter(2, [low, high], btype="bandpass", fs=fs, output="sos")
+def _unit_gain(sos: np.ndarray, fs: float) -> float:
+    """Gain that gives the filter's white-noise output unit variance."""
     impulse = np.zeros(int(fs * 4))
     impulse[0] = 1.0
     h = signal.sosfilt(sos, impulse)
-    return sos, 1.0 / math.sqrt(float(np.sum(h * h)))
+    return 1.0 / math.sqrt(float(np.sum(h * h)))
+
+
+def myo_front_end(fs: float = 200.0, emphasis: float = 0.08) -> np.ndarray:
+    """The spectral shape of the Myo's "raw" output, as SOS.
+
+    Real Myo rest and gesture recordings (cote_allard_myo, myo_readings) share one shape: little
+    below 10 Hz, dips at 50 and 60 Hz (the armband notches mains hum), and a flat to rising
+    density up to Nyquist (EMG power at 100-200 Hz aliases down at 200 Hz sampling); gestures
+    carry a bit more high-frequency power than rest. Modelled as a 1st-order 12 Hz high-pass, a
+    pre-emphasis ``1 - emphasis z^-1`` (0.08 for the noise floor, 0.2 for muscle activity) and
+    notches at 50 Hz (Q 12) and 60 Hz (Q 40); the band shares match the real ones within a few
+    percent (``python -m emgpilot.signals.synthetic_levels --shape``).
+    """
+    hp = signal.butter(1, 12.0, btype="highpass", fs=fs, output="sos")
+    pre = np.array([[1.0, -emphasis, 0.0, 1.0, 0.0, 0.0]])
+    notches = [signal.tf2sos(*signal.iirnotch(f0, q, fs=fs)) for f0, q in ((50.0, 12.0), (60.0, 40.0))]
+    return np.vstack([hp, pre, *notches])
 
 
 @lru_cache(maxsize=8)
-def _carrier_filters(fs: float) -> tuple[tuple[np.ndarray, float], tuple[np.ndarray, float]]:
-    """(high band, low band) carrier filters: fatigue slides the EMG spectrum to the low band."""
-    if fs <= 250:
-        return _band_sos(30.0, 95.0, fs), _band_sos(15.0, 50.0, fs)
-    return _band_sos(40.0, 300.0, fs), _band_sos(20.0, 120.0, fs)
+def _carrier_filters(fs: float) -> dict[str, tuple[np.ndarray, float] | None]:
+    """Carrier filters with unit-variance gains: ``hi`` (fresh muscle), ``lo`` (fatigued muscle:
+    the spectrum slides down), ``floor`` (electrode/amplifier noise; None = white)."""
+    if fs <= 250:  # Myo: everything passes its front end
+        active = myo_front_end(fs, emphasis=0.2)
+        floor = myo_front_end(fs, emphasis=0.08)
+        lo = np.vstack([signal.butter(2, [20.0, 60.0], btype="bandpass", fs=fs, output="sos"), active[2:]])
+        return {
+            "hi": (active, _unit_gain(active, fs)),
+            "lo": (lo, _unit_gain(lo, fs)),
+            "floor": (floor, _unit_gain(floor, fs)),
+        }
+    hi = signal.butter(2, [40.0, 300.0], btype="bandpass", fs=fs, output="sos")
+    lo = signal.butter(2, [20.0, 120.0], btype="bandpass", fs=fs, output="sos")
+    return {"hi": (hi, _unit_gain(hi, fs)), "lo": (lo, _unit_gain(lo, fs)), "floor": None}
+
+
+@dataclass(frozen=True)
+class _NoiseShape:
+    """Non-Gaussian statistics of a sensor's noise, per wearer.
+
+    ``modulation_sd``: log-sd of a fast (~15 Hz) random amplitude modulation of muscle activity
+    (motor units firing irregularly makes surface EMG super-Gaussian: excess kurtosis ~1-5 and
+    mean-absolute/RMS ~0.75 in real Myo gestures, 0.80 for Gaussian noise).
+    ``spike_rate_hz`` / ``spike_share``: sparse spikes per channel and their share of the noise
+    floor's power (real Myo rest is heavy-tailed: mostly quiet with sparse spikes, excess
+    kurtosis 6-130, mean-absolute/RMS 0.4-0.75). Zero share keeps a Gaussian floor.
+    """
+
+    modulation_sd: float = 0.0
+    spike_rate_hz: float = 0.0
+    spike_share: float = 0.0
+
+
+_SPIKE_POWER = 13.0 / 3.0  # E[a^2] of spike magnitudes uniform in [1, 3]
 
 
 class _Carriers:
-    """Unit-variance band-limited EMG carrier and white floor noise per block, generated in block
-    order (filter state carried).
+    """Unit-variance band-limited EMG carrier and floor noise per block, generated in block
+    order (filter states carried).
 
     Fatigue slides the EMG spectrum down: the carrier mixes a high and a low band with the weight
     ``low_weight(t)`` taken at the block's middle (fatigue changes over minutes, blocks last 10 s).
     """
 
-    def __init__(self, seed: int, purpose: int, fs: float, n_ch: int, low_weight: Callable[[float], float]) -> None:
+    def __init__(
+        self,
+        seed: int,
+        purpose: int,
+        fs: float,
+        n_ch: int,
+        low_weight: Callable[[float], float],
+        shape: _NoiseShape,
+    ) -> None:
         self.seed, self.purpose, self.fs, self.n_ch = seed, purpose, fs, n_ch
         self.low_weight = low_weight
+        self.shape = shape
         self.n = round(fs * BLOCK_S)
-        (self.sos_hi, self.g_hi), (self.sos_lo, self.g_lo) = _carrier_filters(fs)
+        self.filters = dict(_carrier_filters(fs))
+        mod = signal.butter(1, 15.0, btype="lowpass", fs=fs, output="sos")
+        self.filters["mod"] = (mod, _unit_gain(mod, fs))
         # Filtered along the last axis ([channel, sample] layout), which sosfilt runs without copies.
-        self.zi_hi = np.zeros((self.sos_hi.shape[0], n_ch, 2))
-        self.zi_lo = np.zeros((self.sos_lo.shape[0], n_ch, 2))
+        self.zi = {k: np.zeros((f[0].shape[0], n_ch, 2)) for k, f in self.filters.items() if f is not None}
         self.next_block = 0
         self.cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
+    def _filtered(self, key: str, u: np.ndarray, unit: float = _UNIFORM_SD) -> np.ndarray:
+        """Filter a white input with standard deviation ``1 / unit`` to unit variance."""
+        f = self.filters[key]
+        assert f is not None
+        y, self.zi[key] = signal.sosfilt(f[0], u, axis=-1, zi=self.zi[key])
+        y *= f[1] * unit
+        return y
+
     def get(self, block: int) -> tuple[np.ndarray, np.ndarray]:
-        """(carrier, white floor noise), each ``[n, n_ch]`` with unit variance."""
+        """(carrier, floor noise), each ``[n, n_ch]`` with unit variance."""
         if block in self.cache:
             return self.cache[block]
         if block < self.next_block:
             raise RuntimeError(f"synthetic arm: block {block} was discarded (blocks are generated in order)")
+        shape = self.shape
+        white_floor = self.filters["floor"] is None
         while self.next_block <= block:
             rng = _block_rng(self.seed, self.purpose, self.next_block)
-            # Uniform draws are ~6x cheaper than normal ones; the band-pass filters (and the sum of
-            # three for the floor) make the result near-Gaussian anyway.
-            u = rng.random((5, self.n_ch, self.n))
+            # Uniform draws are ~6x cheaper than normal ones; filtering (or summing three, for a
+            # white floor) makes the result near-Gaussian anyway.
+            u = rng.random((7 if white_floor else 5, self.n_ch, self.n))
             u -= 0.5
-            hi, self.zi_hi = signal.sosfilt(self.sos_hi, u[0], axis=-1, zi=self.zi_hi)
-            lo, self.zi_lo = signal.sosfilt(self.sos_lo, u[1], axis=-1, zi=self.zi_lo)
             w_lo = self.low_weight((self.next_block + 0.5) * BLOCK_S)
-            hi *= math.sqrt(1.0 - w_lo) * self.g_hi * _UNIFORM_SD
-            hi += lo * (math.sqrt(w_lo) * self.g_lo * _UNIFORM_SD)
-            floor = u[2] + u[3]
-            floor += u[4]
-            floor *= 2.0
-            self.cache[self.next_block] = (np.ascontiguousarray(hi.T), np.ascontiguousarray(floor.T))
+            carrier = self._filtered("hi", u[0])
+            carrier *= math.sqrt(1.0 - w_lo)
+            carrier += self._filtered("lo", u[1]) * math.sqrt(w_lo)
+            if shape.modulation_sd > 0:
+                sd = shape.modulation_sd
+                carrier *= np.exp(sd * self._filtered("mod", u[2]) - sd * sd)  # unit mean power
+            if white_floor:
+                floor = u[3] + u[4]
+                floor += u[5]
+                floor *= 2.0
+            else:
+                floor_in = u[3] * (_UNIFORM_SD * math.sqrt(1.0 - shape.spike_share))
+                if shape.spike_share > 0:
+                    # Sparse spikes: a sample is a spike with probability p, magnitude 1-3, random sign.
+                    p = shape.spike_rate_hz / self.fs
+                    v = u[4] + 0.5
+                    hit = v < p
+                    mag = 1.0 + 4.0 * np.abs(v[hit] / p - 0.5)
+                    sign = np.where(v[hit] / p < 0.5, 1.0, -1.0)
+                    floor_in[hit] += sign * mag * math.sqrt(shape.spike_share / (p * _SPIKE_POWER))
+                floor = self._filtered("floor", floor_in, unit=1.0)
+            self.cache[self.next_block] = (np.ascontiguousarray(carrier.T), np.ascontiguousarray(floor.T))
             self.next_block += 1
         for old in [b for b in self.cache if b < block - 1]:
             del self.cache[old]
@@ -486,11 +566,20 @@ class SyntheticArm:
         self._roll_free_at = 0.0  # when the last compiled forearm roll motion ends
         self._n_performed = 0
 
-        self._carr_f = _Carriers(self.seed, _P_FOREARM, FOREARM_EMG.rate_hz, 8, self._low_band_weight)
-        self._carr_u = _Carriers(self.seed, _P_UPPER, UPPER_EMG.rate_hz, 2, self._low_band_weight)
+        w = self.wearer
+        forearm_shape = _NoiseShape(w.emg_modulation_sd, w.rest_spike_rate_hz, w.rest_spike_share)
+        self._carr_f = _Carriers(
+            self.seed, _P_FOREARM, FOREARM_EMG.rate_hz, 8, self._low_band_weight, forearm_shape
+        )
+        self._carr_u = _Carriers(
+            self.seed, _P_UPPER, UPPER_EMG.rate_hz, 2, self._low_band_weight, _NoiseShape(w.emg_modulation_sd)
+        )
         self._blocks: dict[int, dict[str, np.ndarray]] = {}
         self._events_cache: dict[int, tuple[_Action, ...]] = {}
         self._hum_tables: dict[tuple[float, int], tuple[np.ndarray, np.ndarray]] = {}
+        fs_f = FOREARM_EMG.rate_hz
+        response = signal.sosfreqz(myo_front_end(fs_f), worN=[self.wearer.hum_hz], fs=fs_f)[1][0]
+        self._myo_hum_response = (float(abs(response)), float(np.angle(response)))
         self._fixed = self._fixed_parameters()
         self._gain_f = self.wearer.spatial_gain() ** 2  # [6, 8], used on squared amplitudes
         self._peak = self.wearer.peak_counts()
@@ -834,6 +923,8 @@ class SyntheticArm:
             weights = rng.uniform(0.3, 1.0, n_ch)
             amp = rng.lognormal(math.log(25.0), 0.5)
         weights = weights * amp * rng.choice([-1.0, 1.0])
+        if sensor == "forearm":  # what is left of a movement transient after the Myo's 20 Hz high-pass
+            return _Artefact(sensor, t0, weights, rng.uniform(10.0, 25.0), rng.uniform(0.03, 0.08))
         return _Artefact(sensor, t0, weights, rng.uniform(3.0, 8.0), rng.uniform(0.05, 0.12))
 
     def _block_events(self, b: int) -> tuple[_Action, ...]:
@@ -928,7 +1019,7 @@ class SyntheticArm:
     def _low_band_weight(self, t: float) -> float:
         """Share of the low-frequency carrier: grows as the wearer fatigues."""
         fatigue = 1.0 - math.exp(-t / self.wearer.fatigue_tau_s)
-        return min(0.9, 0.15 + 0.7 * self.wearer.fatigue_slowing * fatigue)
+        return min(0.9, 0.05 + 0.7 * self.wearer.fatigue_slowing * fatigue)
 
     @staticmethod
     def _upsample(x: np.ndarray, factor: int) -> np.ndarray:
@@ -966,7 +1057,10 @@ class SyntheticArm:
         floor = w.noise_floor * np.asarray(w.noise_channel)
         x = amp * carrier
         x += floor[None, :] * white
-        self._add_hum(x, b, FOREARM_EMG.rate_hz, w.hum_forearm * f["hum_gain_f"], f["hum_phase_f"])
+        # The Myo's notches pass only a trace of the hum (a sinusoid through a linear filter).
+        hum_gain, hum_shift = self._myo_hum_response
+        hum_amp = w.hum_forearm * hum_gain * f["hum_gain_f"]
+        self._add_hum(x, b, FOREARM_EMG.rate_hz, hum_amp, f["hum_phase_f"] + hum_shift)
         artefacts = _eval_artefacts(actions, t, "forearm", 8)
         if artefacts is not None:
             x += artefacts

@@ -49,7 +49,7 @@ CROSSTALK_FLOOR = 0.08
 # Myo counts RMS at the best electrode for full activation (1.0) of each forearm group, and
 # MyoWare ADC counts RMS for the upper-arm muscles, for the median wearer. Chosen so that the
 # median wearer's 200 ms RMS matches the median real subject (docs/readme/synthetic.md).
-MUSCLE_PEAK_COUNTS = np.array([55.0, 30.0, 25.0, 25.0, 16.0, 14.0, 110.0, 90.0])
+MUSCLE_PEAK_COUNTS = np.array([60.0, 30.0, 25.0, 25.0, 16.0, 14.0, 110.0, 90.0])
 
 # Fraction of each muscle group's peak activation per motion (before vigour and wearer strength).
 # Fist co-activates flexors and extensors with flexor emphasis; stiffen co-contracts biceps and
@@ -129,6 +129,10 @@ class Wearer:
     channel_gains : per-electrode contact gain.
     noise_floor : Myo electrode/amplifier noise, counts RMS per channel at rest.
     noise_channel : per-channel multiplier of ``noise_floor`` (skin impedance differs).
+    rest_spike_rate_hz, rest_spike_share : sparse spikes in the Myo's noise floor (per channel)
+        and their share of its power: real rest EMG is heavy-tailed, not Gaussian.
+    emg_modulation_sd : log-sd of the fast amplitude fluctuation of muscle activity (real
+        surface EMG is super-Gaussian).
     tonic : resting muscle tone as a fraction of peak activation (adds rest EMG).
     hum_hz : mains frequency (50 or 60, slightly off nominal); 50 Hz aliases onto itself and
         60 Hz stays at 60 Hz when sampled at 200 Hz.
@@ -154,8 +158,11 @@ class Wearer:
     arm: str = "right"
     band_rotation_deg: float = 0.0
     channel_gains: tuple[float, ...] = (1.0,) * 8
-    noise_floor: float = 2.2
+    noise_floor: float = 2.5
     noise_channel: tuple[float, ...] = (1.0,) * 8
+    rest_spike_rate_hz: float = 0.8
+    rest_spike_share: float = 0.35
+    emg_modulation_sd: float = 0.45
     tonic: float = 0.01
     hum_hz: float = 50.0
     hum_forearm: float = 0.5
@@ -207,9 +214,12 @@ class Wearer:
             arm="left" if rng.random() < left_arm_p else "right",
             band_rotation_deg=float(rng.uniform(-max_rotation_deg, max_rotation_deg)),
             channel_gains=tuple(float(g) for g in logn(0.15, 8)),
-            noise_floor=float(np.clip(2.2 * logn(0.3), 1.2, 5.5)),
+            noise_floor=float(np.clip(2.5 * logn(0.3), 1.2, 6.0)),
             noise_channel=tuple(float(g) for g in np.clip(logn(0.35, 8), 0.6, 3.0)),
             tonic=float(rng.uniform(0.0, 0.03)),
+            rest_spike_rate_hz=float(rng.uniform(0.3, 3.0)),
+            rest_spike_share=float(rng.uniform(0.0, 0.7)),
+            emg_modulation_sd=float(rng.uniform(0.35, 0.6)),
             hum_hz=float((50.0 if rng.random() < 0.6 else 60.0) + rng.normal(0.0, 0.03)),
             hum_forearm=float(rng.uniform(0.0, 1.5)),
             hum_upper=float(rng.uniform(0.5, 8.0)),
