@@ -568,9 +568,7 @@ class SyntheticArm:
 
         w = self.wearer
         forearm_shape = _NoiseShape(w.emg_modulation_sd, w.rest_spike_rate_hz, w.rest_spike_share)
-        self._carr_f = _Carriers(
-            self.seed, _P_FOREARM, FOREARM_EMG.rate_hz, 8, self._low_band_weight, forearm_shape
-        )
+        self._carr_f = _Carriers(self.seed, _P_FOREARM, FOREARM_EMG.rate_hz, 8, self._low_band_weight, forearm_shape)
         self._carr_u = _Carriers(
             self.seed, _P_UPPER, UPPER_EMG.rate_hz, 2, self._low_band_weight, _NoiseShape(w.emg_modulation_sd)
         )
@@ -1108,8 +1106,15 @@ class SyntheticArm:
             rates[axis] = (ang[axis][1] + wander_rate) * deg
         angles["elev"] = angles["elev"] + w.elevation_deg * deg
         q, omega, gravity, to_sensor = sensor_kinematics(
-            angles["yaw"], -angles["elev"], angles["roll"], ang["wobble"][0] * deg, w.band_rotation_deg * deg,
-            rates["yaw"], -rates["elev"], rates["roll"], ang["wobble"][1] * deg,
+            angles["yaw"],
+            -angles["elev"],
+            angles["roll"],
+            ang["wobble"][0] * deg,
+            w.band_rotation_deg * deg,
+            rates["yaw"],
+            -rates["elev"],
+            rates["roll"],
+            ang["wobble"][1] * deg,
         )
         lin = to_sensor(_eval_accel(actions, t))  # small linear accelerations, forearm frame -> sensor
         rng = _block_rng(self.seed, _P_IMU, b)
@@ -1142,7 +1147,12 @@ def generate(
 ) -> tuple[dict[str, Chunk], list[CueEvent]]:
     """Generate ``duration_s`` of data at once: one joined chunk per stream, and the cue events."""
     arm = SyntheticArm(
-        seed=seed, speed=math.inf, schedule=schedule, wearer=wearer, chunk_s=chunk_s, duration_s=duration_s,
+        seed=seed,
+        speed=math.inf,
+        schedule=schedule,
+        wearer=wearer,
+        chunk_s=chunk_s,
+        duration_s=duration_s,
         streams=streams,
     )
     parts: dict[str, list[Chunk]] = {s: [] for s in streams}

@@ -161,8 +161,12 @@ def table(sets: dict[str, list[dict[str, tuple[float, float]]]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("shared_data", nargs="?", default=str(Path(__file__).resolve().parents[3] / "shared" / "data"),
-                        help="folder holding cote_allard_myo/ and myo_readings/")
+    parser.add_argument(
+        "shared_data",
+        nargs="?",
+        default=str(Path(__file__).resolve().parents[3] / "shared" / "data"),
+        help="folder holding cote_allard_myo/ and myo_readings/",
+    )
     parser.add_argument("--shape", action="store_true", help="print spectral band shares and amplitude statistics")
     args = parser.parse_args(argv)
     root = Path(args.shared_data)

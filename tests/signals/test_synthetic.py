@@ -80,10 +80,7 @@ def test_time_starts_at_zero_and_advances_exactly():
 
 
 def test_same_seed_is_bit_identical_and_independent_of_chunk_size():
-    runs = [
-        generate(seed=7, duration_s=25.0, chunk_s=chunk)
-        for chunk in (0.02, 0.137, 1.0, 25.0)
-    ]
+    runs = [generate(seed=7, duration_s=25.0, chunk_s=chunk) for chunk in (0.02, 0.137, 1.0, 25.0)]
     ref_data, ref_cues = runs[0]
     for data, cues in runs[1:]:
         assert cues == ref_cues
@@ -318,6 +315,63 @@ def test_synthetic_levels_overlap_the_real_recordings(shared_data):
             lo, hi = r.min(), r.max()
             assert lo <= np.median(v) <= hi, (cls, which, np.median(v), lo, hi)
             assert np.mean((v >= 0.8 * lo) & (v <= 1.25 * hi)) >= 0.8, (cls, which, v, lo, hi)
+
+
+def _synthetic_shapes(seeds: range) -> dict[str, list[dict[str, float]]]:
+    out: dict[str, list[dict[str, float]]] = {"rest": [], "fist": []}
+    for seed in seeds:
+        data, _ = generate(
+            seed=seed, duration_s=15.0, schedule=Schedule.scripted([(7.0, 6.0, "fist")]), streams=("forearm_emg",)
+        )
+        emg = data["forearm_emg"]
+        labels = np.full(len(emg), -1, dtype=np.int8)
+        labels[emg.t < 6.5] = 0
+        labels[(emg.t > 7.3) & (emg.t < 12.8)] = 1
+        for cls in ("rest", "fist"):
+            stats = synthetic_levels.shape_stats(emg.data, labels, ["rest", "fist"], cls)
+            assert stats is not None
+            out[cls].append(stats)
+    return out
+
+
+def test_myo_spectrum_and_amplitude_statistics_look_like_a_myo():
+    """Synthetic-only bounds (real values in docs/readme/synthetic.md): little power below 10 Hz,
+    dips at 50/60 Hz, most power above 62 Hz; gestures super-Gaussian, rest from Gaussian to spiky."""
+    shapes = _synthetic_shapes(range(8))
+    for cls, recs in shapes.items():
+        share = {band: np.median([r[band] for r in recs]) for band in recs[0]}
+        assert share["0-10 Hz"] < 5 and share["48-52 Hz"] < 3.5 and share["58-62 Hz"] < 3.5, (cls, share)
+        assert share["52-58 Hz"] > 1.5 * share["48-52 Hz"], (cls, share)
+        assert 45 < share["62-100 Hz"] < 65, (cls, share)
+    fist_ratio = [r["mav/rms"] for r in shapes["fist"]]
+    assert all(0.68 < v < 0.79 for v in fist_ratio) and all(r["kurtosis"] > 0.5 for r in shapes["fist"])
+    rest_kurtosis = [r["kurtosis"] for r in shapes["rest"]]
+    assert min(rest_kurtosis) < 3 < max(rest_kurtosis)
+
+
+def test_myo_spectrum_and_statistics_match_the_real_recordings(shared_data):
+    real: dict[str, list[dict[str, float]]] = {"rest": [], "fist": []}
+    for f in (
+        sorted((shared_data / "cote_allard_myo").glob("*.npz"))[:10]
+        + sorted((shared_data / "myo_readings").glob("*.npz"))[:5]
+    ):
+        with np.load(f, allow_pickle=False) as d:
+            names = [str(n) for n in d["class_names"]]
+            for cls in real:
+                stats = synthetic_levels.shape_stats(d["emg"], d["labels"], names, cls)
+                if stats is not None:
+                    real[cls].append(stats)
+    if not real["rest"]:
+        pytest.skip("no cote_allard_myo or myo_readings recordings in the shared data")
+    synth = _synthetic_shapes(range(8))
+    for cls in real:
+        for band in real[cls][0]:
+            r = np.array([x[band] for x in real[cls]])
+            v = np.median([x[band] for x in synth[cls]])
+            if band.endswith("Hz"):
+                assert abs(v - np.median(r)) < 6.0, (cls, band, v, np.median(r))
+            else:
+                assert r.min() * 0.9 - 0.5 <= v <= r.max() * 1.1 + 0.5, (cls, band, v, r.min(), r.max())
 
 
 # --------------------------------------------------------------------------- live control and pacing
