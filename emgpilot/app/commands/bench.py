@@ -5,7 +5,8 @@ Three measurements on one core (torch limited to one thread):
 1. throughput: data-seconds processed per CPU-second of this process (and per wall-second, which
    other processes on a shared machine inflate), feeding ~1 s chunks as offline evaluation does;
 2. per-chunk latency (p50, p99, max) when fed in live-sized chunks (2 Myo EMG samples, 1 IMU
-   sample, 10 upper-arm samples: what the devices deliver every ~10-20 ms);
+   sample, 10 upper-arm samples: what the devices deliver every ~10-20 ms), as wall time and as
+   the thread's CPU time (which a busy shared machine does not inflate);
 3. memory growth over a long replay (tracemalloc, sampled every data-minute; the source's own
    chunk sizes, because tracemalloc makes each push several times slower).
 
@@ -218,12 +219,15 @@ def measure(args: argparse.Namespace) -> dict:
     # 2. per-chunk latency in live-sized chunks
     pipe = build_pipeline(sources, cfg)
     lat_ns: list[int] = []
+    cpu_ns: list[int] = []
     for batch in _reads(args, 60.0 * args.latency_minutes, chunk_s=0.1):
         for m in _live_pieces(batch, names):
-            w0 = time.perf_counter_ns()
+            w0, c0 = time.perf_counter_ns(), time.thread_time_ns()
             pipe.push(m)
+            cpu_ns.append(time.thread_time_ns() - c0)
             lat_ns.append(time.perf_counter_ns() - w0)
     lat_us = np.asarray(lat_ns, dtype=float) / 1000.0
+    cpu_us = np.asarray(cpu_ns, dtype=float) / 1000.0
 
     # 3. memory growth over a long replay (the source's chunking: tracemalloc slows every push)
     pipe = build_pipeline(sources, cfg)
@@ -263,9 +267,12 @@ def measure(args: argparse.Namespace) -> dict:
         },
         "live_chunk_latency_us": {
             "chunks": len(lat_ns),
-            "p50": float(np.percentile(lat_us, 50)) if len(lat_us) else math.nan,
-            "p99": float(np.percentile(lat_us, 99)) if len(lat_us) else math.nan,
+            "p50": _pct(lat_us, 50),
+            "p99": _pct(lat_us, 99),
             "max": float(lat_us.max()) if len(lat_us) else math.nan,
+            "cpu_p50": _pct(cpu_us, 50),
+            "cpu_p99": _pct(cpu_us, 99),
+            "cpu_max": float(cpu_us.max()) if len(cpu_us) else math.nan,
             "chunk_samples": LIVE_CHUNK,
         },
         "memory": {
@@ -276,6 +283,12 @@ def measure(args: argparse.Namespace) -> dict:
             "peak_traced_mb": peak / 2**20,
         },
     }
+
+
+def _pct(x, q: float) -> float:
+    import numpy as np
+
+    return float(np.percentile(x, q)) if len(x) else math.nan
 
 
 def machine() -> dict:
