@@ -290,7 +290,11 @@ class PortDevice:
         return [*self.sensor_streams(), EVENT_STREAMS["status"], EVENT_STREAMS["gap"]]
 
     def info(self) -> dict[str, Any]:
-        return {"name": self.name, "model": self.model, "port": self.port, "baudrate": self.baudrate}
+        facts: dict[str, Any] = {"name": self.name, "model": self.model, "port": self.port, "baudrate": self.baudrate}
+        epoch = getattr(self.clock, "epoch", None)
+        if epoch is not None:
+            facts["data_time_zero_unix"] = epoch  # wall time at data time 0 (host monotonic clock)
+        return facts
 
     def stats(self) -> dict[str, Any]:
         """Counters for a status bar: link state, drops, resyncs, bad input."""
