@@ -42,14 +42,14 @@ _M = {m: i for i, m in enumerate(MUSCLES)}
 # and how focal its surface field is (von Mises concentration: the extensors are superficial and
 # focal, the flexor mass and the deep supinator spread over more electrodes).
 MUSCLE_ANGLE_DEG = np.array([0.0, 180.0, 70.0, -95.0, 135.0, 40.0])
-MUSCLE_KAPPA = np.array([2.0, 1.2, 1.5, 1.5, 1.2, 1.0])
-CROSSTALK_FLOOR = 0.08
+MUSCLE_KAPPA = np.array([2.6, 1.6, 1.8, 1.8, 1.4, 1.0])
+CROSSTALK_FLOOR = 0.05
 """Fraction of a muscle's field every electrode picks up through volume conduction."""
 
 # Myo counts RMS at the best electrode for full activation (1.0) of each forearm group, and
 # MyoWare ADC counts RMS for the upper-arm muscles, for the median wearer. Chosen so that the
 # median wearer's 200 ms RMS matches the median real subject (docs/readme/synthetic.md).
-MUSCLE_PEAK_COUNTS = np.array([60.0, 30.0, 25.0, 25.0, 16.0, 14.0, 110.0, 90.0])
+MUSCLE_PEAK_COUNTS = np.array([66.0, 34.0, 25.0, 25.0, 16.0, 14.0, 110.0, 90.0])
 
 # Fraction of each muscle group's peak activation per motion (before vigour and wearer strength).
 # Fist co-activates flexors and extensors with flexor emphasis; stiffen co-contracts biceps and
