@@ -1118,7 +1118,7 @@ class SyntheticArm:
         )
         lin = to_sensor(_eval_accel(actions, t))  # small linear accelerations, forearm frame -> sensor
         rng = _block_rng(self.seed, _P_IMU, b)
-        acc = gravity + lin + rng.normal(0.0, w.acc_noise_g, (n, 3))
+        acc = (gravity + lin) * w.acc_scale + rng.normal(0.0, w.acc_noise_g, (n, 3))
         gyro = omega / deg + np.asarray(w.gyro_bias_dps)[None, :] + rng.normal(0.0, w.gyro_noise_dps, (n, 3))
         # Quantise like the Myo's int16 fields (quaternion / 16384, acc / 2048 g, gyro / 16 deg/s).
         out = np.empty((n, 10), dtype=np.float32)

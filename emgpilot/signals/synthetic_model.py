@@ -153,6 +153,7 @@ class Wearer:
     turn_peak_dps : typical peak gyro rate of a leisurely palm-down/thumb-up posture change.
     gyro_bias_dps, gyro_noise_dps, acc_noise_g : IMU imperfections.
     elevation_deg : resting forearm elevation above horizontal.
+    acc_scale : accelerometer scale error (real Myo recordings read gravity as ~0.96 g).
     """
 
     arm: str = "right"
@@ -187,6 +188,7 @@ class Wearer:
     gyro_noise_dps: float = 0.6
     acc_noise_g: float = 0.006
     elevation_deg: float = 5.0
+    acc_scale: float = 1.0
     seed: int | None = None
 
     def __post_init__(self) -> None:
@@ -246,6 +248,7 @@ class Wearer:
             gyro_noise_dps=float(rng.uniform(0.3, 1.2)),
             acc_noise_g=float(rng.uniform(0.003, 0.01)),
             elevation_deg=float(rng.uniform(-10.0, 20.0)),
+            acc_scale=float(rng.uniform(0.95, 1.02)),
             seed=int(seed),
         )
 
