@@ -375,6 +375,11 @@ class PortDevice:
             except OSError as e:
                 self._mark_lost("lost", f"{path}: {e}")
                 self._stop.wait(self.reconnect_interval_s)
+            except Exception as e:  # a driver bug must not kill acquisition silently: report, retry
+                log.exception("%s: unexpected failure on %s", self.name, path)
+                self.errors = [*self.errors[-9:], repr(e)]
+                self._mark_lost("error", f"{path}: internal error {e!r}")
+                self._stop.wait(max(self.reconnect_interval_s, 1.0))
             finally:
                 self._close_port()
         self._emit_status("stopped", "")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import struct
 import subprocess
 import sys
 import textwrap
@@ -10,8 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from emgpilot.build import build_pipeline
+from emgpilot.signals import bgapi
+from emgpilot.signals.bgapi import Packet
 from emgpilot.signals.fakes import FakeMyoDongle, FakeMyoWareBoard, collect
 from emgpilot.signals.myo import MyoDevice, decode_emg, decode_imu, is_myo_advert
 from emgpilot.signals.myoware import MyoWareConfig, MyoWareDevice
@@ -259,3 +264,26 @@ def test_advert_detection() -> None:
 
     assert is_myo_advert(myo_advert())
     assert not is_myo_advert(b"\x02\x01\x06\x03\x03\x0f\x18")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([0x2B, 0x2E, 0x31, 0x34, 0x1C, 0x11, 0x99]), st.binary(max_size=24)),
+        max_size=30,
+    )
+)
+def test_fuzz_notifications_never_crash_the_decoder(notes: list[tuple[int, bytes]]) -> None:
+    """Notifications of any handle and length: good ones become samples, the rest are counted."""
+    dev = MyoDevice("/dev/null", clock=lambda: 1.0)
+    pkts = [
+        Packet(True, 4, 5, struct.pack("<BHB", 0, handle, bgapi.ATT_NOTIFY) + bgapi.u8array(value))
+        for handle, value in notes
+    ]
+    dev._handle(pkts, host_t=1.0)
+    msgs = dev.read(0)
+    good_emg = sum(1 for h, v in notes if h in (0x2B, 0x2E, 0x31, 0x34) and len(v) == 16)
+    good_imu = sum(1 for h, v in notes if h == 0x1C and len(v) == 20)
+    bad = sum(1 for h, v in notes if (h in (0x2B, 0x2E, 0x31, 0x34) and len(v) != 16) or (h == 0x1C and len(v) != 20))
+    assert samples(msgs) == 2 * good_emg and samples(msgs, "forearm_imu") == good_imu
+    assert dev.counters["bad"] == bad
