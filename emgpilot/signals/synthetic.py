@@ -547,6 +547,17 @@ class SyntheticArm:
         self._chunk_index = 0
         self._t_emitted = 0.0  # data time up to which samples were emitted
         self._next_index = dict.fromkeys(self.stream_names, 0)  # next sample index per stream
+        self._stream_specs = [
+            (
+                name,
+                "t:" + name,
+                _SENSOR_STREAMS[name],
+                _SENSOR_STREAMS[name].rate_hz,
+                round(_SENSOR_STREAMS[name].rate_hz * BLOCK_S),
+            )
+            for name in self.stream_names
+        ]
+        self._pruned_below = -1
         self._wall0: float | None = None
         self._finished = False
 
@@ -718,17 +729,23 @@ class SyntheticArm:
             t, _, label = cues[self._cue_next]
             self._cue_next += 1
             msgs.append(CueEvent(t=t, label=label))
-        for name in self.stream_names:
-            info = _SENSOR_STREAMS[name]
-            i0 = self._next_index[name]
-            i1 = math.ceil(t1 * info.rate_hz - 1e-6)
-            self._next_index[name] = i1
-            t, data = self._samples(name, info.rate_hz, i0, i1)
-            msgs.append(Chunk(info, t, data))
+        next_index = self._next_index
+        for name, t_key, info, rate, per_block in self._stream_specs:
+            i0 = next_index[name]
+            i1 = math.ceil(t1 * rate - 1e-6)
+            next_index[name] = i1
+            b = i0 // per_block
+            if i1 <= (b + 1) * per_block:  # the usual case: inside one cached block
+                blk = self._blocks.get(b) or self._block(b)
+                k0, k1 = i0 - b * per_block, max(i0, i1) - b * per_block
+                msgs.append(Chunk(info, blk[t_key][k0:k1], blk[name][k0:k1]))
+            else:
+                msgs.append(Chunk(info, *self._samples(name, rate, i0, i1)))
         keep_from = math.floor(t1 / BLOCK_S) - 1
-        if min(self._blocks, default=keep_from) < keep_from:
+        if keep_from > self._pruned_below:
             for old in [k for k in self._blocks if k < keep_from]:
                 del self._blocks[old]
+            self._pruned_below = keep_from
         return msgs
 
     def _samples(self, name: str, rate: float, i0: int, i1: int) -> tuple[np.ndarray, np.ndarray]:
