@@ -449,7 +449,7 @@ class FakeMyoDongle(_FakeDevice):
         self.sent_emg: list[np.ndarray] = []
         self.emg_samples_sent = 0
         self.imu_samples_sent = 0
-        self.commands_seen: list[tuple[int, int]] = []
+        self.commands_seen: deque[tuple[int, int]] = deque(maxlen=1000)
         self._skip_notifications = 0
         self._reset_link()
 
