@@ -12,6 +12,8 @@ log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from emgpilot.app.sources import add_live_device_args
+
     p = sub.add_parser(
         "record",
         help="record the Myo (and MyoWare) streams to a file",
@@ -20,15 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "prints what was recorded, with drop and resync counters.",
     )
     p.add_argument("--source", default="myo", choices=["myo", "synthetic"], help="myo (default) or synthetic")
-    p.add_argument("--port", help="BLED112 dongle port (default: auto-detect USB 2458:0001; 'none': no Myo)")
-    p.add_argument("--myo-address", help="connect to this Myo (AA:BB:CC:DD:EE:FF) instead of the first one seen")
-    p.add_argument("--upper-arm-port", help="microcontroller port streaming MyoWare EMG")
-    p.add_argument("--upper-arm-protocol", choices=["csv", "binary"], default="csv", help="wire format (csv)")
-    p.add_argument("--upper-arm-channels", type=int, default=2, help="MyoWare channels (2: biceps, triceps)")
-    p.add_argument("--upper-arm-rate", type=float, default=1000.0, help="MyoWare sample rate in Hz (1000)")
-    p.add_argument("--upper-arm-bits", type=int, default=10, help="ADC resolution in bits (10)")
-    p.add_argument("--upper-arm-baud", type=int, default=115200, help="serial baud rate (115200)")
-    p.add_argument("--upper-arm-sequence", action="store_true", help="CSV lines start with a sequence number")
+    add_live_device_args(p)
     p.add_argument("--seed", type=int, default=0, help="synthetic source seed")
     p.add_argument("--duration", type=float, required=True, help="seconds of data to record")
     p.add_argument("-o", "--output", required=True, help="recording to write (.mcap)")

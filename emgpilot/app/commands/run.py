@@ -12,6 +12,8 @@ log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from emgpilot.app.sources import add_live_device_args
+
     p = sub.add_parser("run", help="stream a source through the pipeline (headless or with the GUI)")
     p.add_argument("--headless", action="store_true", help="no window: log a summary instead")
     p.add_argument(
@@ -21,8 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="where data comes from (default: synthetic arm)",
     )
     p.add_argument("--recording", help="recording to replay with --source replay")
-    p.add_argument("--port", help="BLED112 dongle serial port (--source myo); default: auto-detect")
-    p.add_argument("--upper-arm-port", help="microcontroller serial port for biceps/triceps EMG")
+    add_live_device_args(p)
     p.add_argument("--duration", type=float, default=None, help="stop after this many data-seconds")
     p.add_argument("--record", metavar="PATH", help="write every stream to this recording (.mcap)")
     p.add_argument("--speed", default="1", help="1 (real time), N (N x faster) or max (synthetic/replay)")
