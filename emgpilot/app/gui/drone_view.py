@@ -51,7 +51,7 @@ class DroneView(QtWidgets.QWidget):
         self.status.setWordWrap(True)
         self.hoop_items: list[pg.PlotDataItem] = []
         self.set_hoops(hoops)
-        self.trail = pg.PlotCurveItem(pen=pg.mkPen("#4363d8", width=1.5))
+        self.trail = pg.PlotCurveItem(pen=pg.mkPen("#4363d8", width=1))
         self.map.addItem(self.trail)
         self.body = pg.PlotCurveItem(pen=pg.mkPen("#202020", width=2), brush=pg.mkBrush("#f58231"), fillLevel=None)
         self.map.addItem(self.body)

@@ -142,6 +142,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.timer = QtCore.QTimer(self)
         self.timer.setInterval(FRAME_MS)
         self.timer.timeout.connect(self.frame)
+        self.signals.setFocus()  # keys go to the demo, not to the first text field
         if spec is not None:
             self.open_session(spec)
         if autostart:
@@ -158,6 +159,7 @@ class MainWindow(QtWidgets.QMainWindow):
         outer.addWidget(split, 1)
         left = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
         self.signals = SignalPlots()
+        self.signals.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
         left.addWidget(self.signals)
         self.timeline = Timeline()
         left.addWidget(self.timeline)
@@ -451,13 +453,20 @@ class MainWindow(QtWidgets.QMainWindow):
         return self.session is not None and self.session.perform(label)
 
     def eventFilter(self, obj: QtCore.QObject, event: QtCore.QEvent) -> bool:
-        if event.type() == QtCore.QEvent.Type.KeyPress and isinstance(obj, QtWidgets.QWidget) and obj.window() is self:
-            if isinstance(QtWidgets.QApplication.focusWidget(), QtWidgets.QLineEdit | QtWidgets.QAbstractSpinBox):
-                if event.key() != QtCore.Qt.Key.Key_Space or not isinstance(obj, QtWidgets.QMainWindow):
-                    return False
-            if self.handle_key(event.key()):
+        """Demo and flight keys (Space = EMERGENCY included) anywhere in the window except while
+        typing in a text field; Escape leaves the field. Focus starts on the plots."""
+        if event.type() != QtCore.QEvent.Type.KeyPress or not isinstance(obj, QtWidgets.QWidget):
+            return False
+        if obj.window() is not self or not obj.isWidgetType():
+            return False
+        typing = isinstance(obj, QtWidgets.QLineEdit | QtWidgets.QAbstractSpinBox)
+        key = event.key()
+        if typing:
+            if key == QtCore.Qt.Key.Key_Escape:
+                self.signals.setFocus()
                 return True
-        return super().eventFilter(obj, event)
+            return False
+        return self.handle_key(key)
 
     def handle_key(self, key: int) -> bool:
         """Demo and flight keys; True if the key was used."""
@@ -641,7 +650,9 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.store.new_events = []
         self.redraw()
         self._update_cue_display()
-        self._update_status()
+        self._frame_no += 1
+        if self._frame_no % 8 == 0:  # text relayout is not free; 4 updates a second are plenty
+            self._update_status()
         dt = (time.perf_counter() - w0) * 1000.0
         self.frame_stats.times_ms.append(dt)
 
@@ -663,15 +674,17 @@ class MainWindow(QtWidgets.QMainWindow):
         self.frame_stats.points = self.signals.refresh(self.store, x0, x1)
         self.detectors.refresh(self.store, x0, x1, self.channels)
         self.timeline.refresh(x0, x1)
-        course = ""
-        if self.session is not None and self.session.pilot is not None:
-            c = getattr(self.session.pilot._backend, "course", None)
-            if c is not None:
-                course = f" &nbsp; hoops {c.next_hoop}/{len(c.hoops)}"
+        telemetry = self.store.buffers.get("drone_telemetry")
         drone = "" if self.session is None else self.session.drone_status
-        self.drone_view.refresh(
-            self.store.buffers.get("drone_telemetry"), course, "" if "connected" in drone else drone
-        )
+        key = (0 if telemetry is None else telemetry.count, drone)
+        if key != self._drone_key:  # 10 Hz telemetry: redraw the map only when it moved on
+            self._drone_key = key
+            course = ""
+            if self.session is not None and self.session.pilot is not None:
+                c = getattr(self.session.pilot._backend, "course", None)
+                if c is not None:
+                    course = f" &nbsp; hoops {c.next_hoop}/{len(c.hoops)}"
+            self.drone_view.refresh(telemetry, course, "" if "connected" in drone else drone)
 
     def _update_status(self) -> None:
         now = time.perf_counter()
@@ -710,6 +723,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.status_label.setText("  |  ".join(parts) + (f"  |  {self._last_message}" if self._last_message else ""))
 
     _last_message = ""
+    _frame_no = 0
+    _drone_key: tuple[int, str] = (-1, "")
 
     def _message(self, text: str) -> None:
         self._last_message = text

@@ -29,7 +29,7 @@ from emgpilot.signals.streams import (
 from emgpilot.signals.vocabulary import DECISION_CLASSES
 
 COLORS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324")
-MAX_POINTS = 1500
+MAX_POINTS = 1200  # about two points per horizontal pixel of a plot
 
 
 @dataclass
@@ -79,15 +79,33 @@ class StreamStore:
         self.t_latest = float("-inf")
 
 
-def _curve(
-    plot: pg.PlotItem, color: str, width: float = 1.0, style: QtCore.Qt.PenStyle | None = None
-) -> pg.PlotCurveItem:
-    pen = pg.mkPen(color, width=width)
+def _curve(plot: pg.PlotItem, color: str, style: QtCore.Qt.PenStyle | None = None) -> pg.PlotCurveItem:
+    """A live curve: 1-pixel cosmetic pen (wider pens cost several times more to paint)."""
+    pen = pg.mkPen(color, width=1)
     if style is not None:
         pen.setStyle(style)
-    c = pg.PlotCurveItem(pen=pen, skipFiniteCheck=True)
+    c = FastCurve(pen=pen, skipFiniteCheck=True)
     plot.addItem(c)
     return c
+
+
+class FastCurve(pg.PlotCurveItem):
+    """A curve whose data bounds survive view changes (scrolling): they only change with the data.
+
+    pyqtgraph recomputes NaN-aware minima/maxima of every curve whenever the view transform
+    changes, i.e. on every frame of a scrolling plot; the bounds depend only on the data.
+    """
+
+    def viewTransformChanged(self) -> None:
+        self._boundingRect = None
+        self.prepareGeometryChange()
+
+
+def cache_axes(plot: pg.PlotItem) -> None:
+    """Static axes are painted once and blitted from a pixmap afterwards (they dominate frame time otherwise)."""
+    for name in ("left", "right", "top"):
+        plot.getAxis(name).setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
+    plot.vb.disableAutoRange()
 
 
 class SignalPlots(pg.GraphicsLayoutWidget):
@@ -99,7 +117,8 @@ class SignalPlots(pg.GraphicsLayoutWidget):
         super().__init__(parent)
         self.setBackground("w")
         self.plots: dict[str, pg.PlotItem] = {}
-        self.curves: list[tuple[pg.PlotCurveItem, str, int, float, float]] = []
+        # (curve, stream, channels, scale, offset per channel)
+        self.curves: list[tuple[pg.PlotCurveItem, str, tuple[int, ...], float, tuple[float, ...]]] = []
         specs = [
             ("forearm", "Forearm EMG (8 ch) + envelopes", 3),
             ("upper", "Upper-arm EMG (biceps, triceps)", 2),
@@ -110,10 +129,11 @@ class SignalPlots(pg.GraphicsLayoutWidget):
         first = None
         for row, (key, title, stretch) in enumerate(specs):
             p = self.addPlot(row=row, col=0, title=title)
-            p.showGrid(x=True, y=True, alpha=0.2)
+            p.showGrid(x=False, y=True, alpha=0.2)  # an x grid would repaint with every scroll
             p.setMenuEnabled(False)
             p.getAxis("left").setWidth(48)
             p.setClipToView(True)
+            cache_axes(p)
             self.ci.layout.setRowStretchFactor(row, stretch)
             if first is None:
                 first = p
@@ -124,17 +144,18 @@ class SignalPlots(pg.GraphicsLayoutWidget):
             self.plots[key] = p
         self.plots["decision"].setLabel("bottom", "data time (s)")
         fp = self.plots["forearm"]
+        offsets = tuple((7 - ch) * self.EMG_STEP for ch in range(8))
+        # the raw channels share one grey curve (fewer items to paint); envelopes keep their colours
+        self.curves.append((_curve(fp, "#b0b0b0"), "forearm_emg", tuple(range(8)), 1.0, offsets))
         for ch in range(8):
-            off = (7 - ch) * self.EMG_STEP
-            self.curves.append((_curve(fp, "#b0b0b0"), "forearm_emg", ch, 1.0, off))
-            self.curves.append((_curve(fp, COLORS[ch], 2.0), "forearm_emg.envelope", ch, 2.0, off))
+            self.curves.append((_curve(fp, COLORS[ch]), "forearm_emg.envelope", (ch,), 2.0, (offsets[ch],)))
         fp.setYRange(-self.EMG_STEP, 8 * self.EMG_STEP, padding=0)
         fp.getAxis("left").setTicks([[((7 - i) * self.EMG_STEP, f"ch{i}") for i in range(8)]])
         up = self.plots["upper"]
+        self.curves.append((_curve(up, "#b0b0b0"), "upper_emg.filtered", (0, 1), 1.0, (300.0, 0.0)))
         for ch in range(2):
             off = (1 - ch) * 300.0
-            self.curves.append((_curve(up, "#b0b0b0"), "upper_emg.filtered", ch, 1.0, off))
-            self.curves.append((_curve(up, COLORS[ch + 2], 2.0), "upper_emg.envelope", ch, 2.0, off))
+            self.curves.append((_curve(up, COLORS[ch + 2]), "upper_emg.envelope", (ch,), 2.0, (off,)))
         up.setYRange(-250, 550, padding=0)
         up.getAxis("left").setTicks([[(300.0, "bic"), (0.0, "tri")]])
         for key, first_ch in (("accel", 4), ("gyro", 7)):
@@ -143,12 +164,12 @@ class SignalPlots(pg.GraphicsLayoutWidget):
             for k, axis in enumerate("xyz"):
                 c = _curve(p, COLORS[k])
                 legend.addItem(c, axis)
-                self.curves.append((c, "forearm_imu", first_ch + k, 1.0, 0.0))
+                self.curves.append((c, "forearm_imu", (first_ch + k,), 1.0, (0.0,)))
         self.plots["accel"].setYRange(-2, 2)
         self.plots["gyro"].setYRange(-300, 300)
         dp = self.plots["decision"]
-        self.curves.append((_curve(dp, "#202020", 2.0), "decision", 0, 1.0, 0.0))
-        self.recorded_decision = _curve(dp, "#e6194b", 1.5, QtCore.Qt.PenStyle.DashLine)
+        self.curves.append((_curve(dp, "#202020"), "decision", (0,), 1.0, (0.0,)))
+        self.recorded_decision = _curve(dp, "#e6194b", QtCore.Qt.PenStyle.DashLine)
         dp.setYRange(-1.5, len(DECISION_CLASSES) - 0.5, padding=0)
         dp.getAxis("left").setTicks([[(-1, "rej"), *((i, c[:7]) for i, c in enumerate(DECISION_CLASSES))]])
         for p in self.plots.values():
@@ -169,21 +190,28 @@ class SignalPlots(pg.GraphicsLayoutWidget):
         """Redraw every curve for ``[x0, x1]``; returns the number of points drawn."""
         points = 0
         cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        for curve, stream, ch, scale, off in self.curves:
+        for curve, stream, chans, scale, offs in self.curves:
             buf = store.buffers.get(stream)
             if buf is None:
                 continue
             if stream not in cache:
                 cache[stream] = buf.window(x0, x1, MAX_POINTS)
             t, y = cache[stream]
-            if t.shape[0] == 0:
+            n = t.shape[0]
+            if n == 0:
                 curve.setData([], [])
                 continue
-            col = y[:, ch]
-            if scale != 1.0 or off != 0.0:
-                col = col * scale + off
-            curve.setData(t, col)
-            points += t.shape[0]
+            if len(chans) == 1:
+                col = y[:, chans[0]]
+                if scale != 1.0 or offs[0] != 0.0:
+                    col = col * scale + offs[0]
+                curve.setData(t, col)
+            else:  # several channels in one item, not joined across channels
+                ys = (y[:, list(chans)] * scale + np.asarray(offs, dtype=np.float32)).T.ravel()
+                connect = np.ones(n * len(chans), dtype=bool)
+                connect[n - 1 :: n] = False
+                curve.setData(np.tile(t, len(chans)), ys, connect=connect)
+            points += n * len(chans)
         rec = store.recorded_buffers.get("decision")
         if rec is not None:
             t, y = rec.window(x0, x1, MAX_POINTS)
@@ -204,6 +232,8 @@ class DetectorPanel(pg.GraphicsLayoutWidget):
         self.wrist_plot: pg.PlotItem | None = None
         self.wrist_bars: pg.BarGraphItem | None = None
         self.wrist_classes: tuple[str, ...] = ()
+        self._titles: dict[str, str] = {}
+        self._yranges: dict[str, tuple[float, float]] = {}
 
     def _row(self, name: str) -> tuple[pg.PlotItem, dict[str, pg.PlotCurveItem]]:
         row = self.rows.get(name)
@@ -213,15 +243,18 @@ class DetectorPanel(pg.GraphicsLayoutWidget):
             p.hideAxis("bottom")
             p.getAxis("left").setWidth(36)
             p.setMouseEnabled(x=False, y=False)
+            cache_axes(p)
             curves = {
-                "rest_mean": _curve(p, "#3cb44b", 1.0, QtCore.Qt.PenStyle.DotLine),
-                "active_mean": _curve(p, "#f58231", 1.0, QtCore.Qt.PenStyle.DotLine),
-                "release": _curve(p, "#911eb4", 1.0, QtCore.Qt.PenStyle.DashLine),
-                "threshold": _curve(p, "#e6194b", 1.5),
-                "value": _curve(p, "#202020", 1.5),
+                "rest_mean": _curve(p, "#3cb44b", QtCore.Qt.PenStyle.DotLine),
+                "active_mean": _curve(p, "#f58231", QtCore.Qt.PenStyle.DotLine),
+                "release": _curve(p, "#911eb4", QtCore.Qt.PenStyle.DashLine),
+                "threshold": _curve(p, "#e6194b"),
+                "value": _curve(p, "#202020"),
             }
             row = (p, curves)
             self.rows[name] = row
+            self._titles[name] = ""
+            self._yranges[name] = (0.0, 0.0)
         return row
 
     def refresh(self, store: StreamStore, x0: float, x1: float, channels: dict[str, tuple[str, ...]]) -> None:
@@ -230,10 +263,23 @@ class DetectorPanel(pg.GraphicsLayoutWidget):
             chans = channels.get(name, ())
             p, curves = self._row(name)
             t, y = buf.window(x0, x1, 600)
+            cols = [chans.index(k) for k in curves if k in chans]
             for key, curve in curves.items():
                 if key in chans and t.shape[0]:
                     curve.setData(t, y[:, chans.index(key)])
             p.setXRange(x0, x1, padding=0)
+            if t.shape[0] and cols:
+                shown = y[:, cols]
+                finite = shown[np.isfinite(shown)]
+                if finite.size:
+                    lo, hi = float(finite.min()), float(finite.max())
+                    old_lo, old_hi = self._yranges[name]
+                    span = max(hi - lo, 1e-6)
+                    # change the range only when the data leaves it or uses much less of it (axes stay cached)
+                    if lo < old_lo or hi > old_hi or (hi - lo) < 0.5 * (old_hi - old_lo):
+                        new = (lo - 0.1 * span, hi + 0.1 * span)
+                        self._yranges[name] = new
+                        p.setYRange(*new, padding=0)
             last = buf.latest()
             if last is not None and "armed" in chans:
                 row = last[1]
@@ -241,7 +287,10 @@ class DetectorPanel(pg.GraphicsLayoutWidget):
                 active = row[chans.index("active")] > 0.5
                 state = ("ACTIVE" if active else "armed") if armed else "cold start"
                 color = "#e6194b" if active else ("#3cb44b" if armed else "#808080")
-                p.setTitle(f"{name[len('detector.') :]}: {state}", color=color, size="9pt")
+                title = f"{name[len('detector.') :]}: {state}"
+                if title != self._titles[name]:  # setTitle re-lays out HTML: only on change
+                    self._titles[name] = title
+                    p.setTitle(title, color=color, size="9pt")
         wrist = store.buffers.get("wrist")
         if wrist is not None and channels.get("wrist"):
             self._wrist(wrist, channels["wrist"])
@@ -301,6 +350,7 @@ class Timeline(pg.PlotWidget):
         self.getAxis("left").setWidth(64)
         self.getAxis("left").setTicks([[(-i, r) for i, r in enumerate(ROWS)]])
         self.setYRange(-len(ROWS) + 0.5, 0.7, padding=0)
+        cache_axes(self.getPlotItem())
         self.scatter = pg.ScatterPlotItem(size=9, pen=None)
         self.addItem(self.scatter)
         self._points: deque[dict] = deque(maxlen=5000)

@@ -67,7 +67,7 @@ class RingBuffer:
     levels : pyramid levels above the raw samples.
     """
 
-    def __init__(self, capacity: int, n_channels: int, factor: int = 16, levels: int = 3) -> None:
+    def __init__(self, capacity: int, n_channels: int, factor: int = 4, levels: int = 7) -> None:
         self.factor = int(factor)
         self.raw = _Ring(capacity, n_channels)
         self.n_channels = int(n_channels)
@@ -145,7 +145,7 @@ class RingBuffer:
             return t[i0:i1], x[i0:i1]
         level = 0
         n = i1 - i0
-        while level < len(self.levels) and n > max_points:
+        while level < len(self.levels) and n * (2 if level else 1) > max_points:
             level += 1
             n //= self.factor
         return self._reduced(level, t0, t1)

@@ -71,6 +71,8 @@ class SessionSpec:
     """Recording: fast-forward (pipeline included) to this data time, then play."""
     auto_takeoff_s: float | None = None
     """Simulator: take off by itself at this data time (demo mode)."""
+    manual: bool = False
+    """No runner thread: the caller steps the session with :meth:`Session.advance` (tests, benchmarks)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -256,11 +258,29 @@ class Session:
 
     def start(self) -> None:
         self._started = True
-        self.runner.start_thread()
+        if self.spec.manual:
+            self.device.start()
+        else:
+            self.runner.start_thread()
+
+    def advance(self, seconds: float) -> float:
+        """Manual mode: run the device and pipeline for ``seconds`` of data time in this thread.
+
+        Returns the data time reached. With the synthetic arm at speed ``max`` every step is
+        deterministic, so a test knows exactly when a key press happens in data time.
+        """
+        if not self.spec.manual:
+            raise RuntimeError("advance() is for manual sessions; this one runs its own thread")
+        target = (self.data_time if math.isfinite(self.data_time) else 0.0) + seconds
+        while not self.runner.done and (not math.isfinite(self.data_time) or self.data_time < target - 1e-9):
+            self.runner.step(timeout=0.0)
+        return self.data_time
 
     def close(self) -> None:
         """Stop the runner thread, land and close the drone, close any recording."""
         self.runner.stop()
+        if self.spec.manual:
+            self.device.stop()
         self.actions.close()
         if self.pilot is not None:
             try:

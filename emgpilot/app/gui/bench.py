@@ -1,0 +1,155 @@
+"""GUI frame benchmark: 30 fps with every plot live and an hour of history?
+
+The window is filled with one hour of data for every stream the demo shows (forearm EMG and
+envelopes, upper-arm EMG and envelopes, IMU, the four detector streams, wrist probabilities,
+decisions, drone telemetry, events). Then the frame timer runs while each frame appends 1/30 s
+of new data (what a live session adds), in two views: the default 10 s window and the whole
+hour. Reported: frames per second achieved by the real QTimer and the GUI-thread time per frame
+(drain + ring-buffer appends + curve updates + painting), median and 95th percentile.
+Run: ``emgpilot gui --bench`` (offscreen if there is no display).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from typing import Any
+
+import numpy as np
+
+from emgpilot.classifiers.detectors import STATE_CHANNELS
+from emgpilot.drone.backend import DRONE_TELEMETRY
+from emgpilot.signals.streams import (
+    DECISION,
+    FOREARM_EMG,
+    FOREARM_IMU,
+    UPPER_EMG,
+    Chunk,
+    CommandEvent,
+    GestureEvent,
+    SafetyEvent,
+    StreamInfo,
+)
+
+FPS = 30.0
+
+
+def _streams() -> list[StreamInfo]:
+    env_f = StreamInfo("forearm_emg.envelope", "envelope", 100.0, FOREARM_EMG.channels)
+    filt_u = StreamInfo("upper_emg.filtered", "filtered", 1000.0, UPPER_EMG.channels)
+    env_u = StreamInfo("upper_emg.envelope", "envelope", 100.0, UPPER_EMG.channels)
+    dets = [
+        StreamInfo(f"detector.{n}", "detector", 20.0, STATE_CHANNELS + extra)
+        for n, extra in (
+            ("activation", ()),
+            ("fist", ()),
+            ("stiffen", ("biceps_level", "triceps_level")),
+            ("rotation", ("rate",)),
+        )
+    ]
+    wrist = StreamInfo("wrist", "probabilities", 20.0, ("rest", "fist", "wrist_flexion", "wrist_extension"))
+    return [FOREARM_EMG, env_f, UPPER_EMG, filt_u, env_u, FOREARM_IMU, *dets, wrist, DECISION, DRONE_TELEMETRY]
+
+
+def _chunks(t0: float, t1: float, rng: np.random.Generator) -> list[Any]:
+    out: list[Any] = []
+    for info in _streams():
+        n = round((t1 - t0) * info.rate_hz)
+        if n <= 0:
+            continue
+        t = t0 + np.arange(n) / info.rate_hz
+        data = rng.normal(0.0, 20.0, size=(n, info.n_channels)).astype(np.float32)
+        if info.name == "drone_telemetry":
+            data[:, 10] = 2.0  # hovering
+            data[:, 11] = 2.0  # connected
+        out.append(Chunk(info, t, data))
+    k = int(t0 // 5)
+    if int(t1 // 5) > k:  # a gesture, a command and a safety decision every 5 s
+        te = (k + 1) * 5.0
+        out += [
+            GestureEvent(t=te, gesture="fist", primitive="fist", confidence=0.9),
+            CommandEvent(t=te, command="forward", source="safety"),
+            SafetyEvent(t=te, action="allow", reason="bench"),
+        ]
+    return out
+
+
+def run_bench(frames: int = 150, history_s: float = 3600.0) -> int:
+    """Print the benchmark's JSON; returns 0."""
+    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PyQt6 import QtCore, QtWidgets
+
+    from emgpilot.app.gui.main_window import MainWindow
+
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        win = MainWindow(None, settings_path=Path(tmp) / "gui.toml", history_s=history_s, autostart=False)
+        win.channels = {s.name: s.channels for s in _streams()}
+        win.resize(1600, 1000)
+        win.show()
+        rng = np.random.default_rng(0)
+        fill0 = time.perf_counter()
+        step = 10.0
+        t = 0.0
+        while t < history_s:
+            win.store.add(_chunks(t, t + step, rng))
+            t += step
+        fill_s = time.perf_counter() - fill0
+        win.store.new_events = []
+        results: dict[str, Any] = {
+            "history_s": history_s,
+            "samples_held": int(sum(len(b) for b in win.store.buffers.values())),
+            "fill_s": round(fill_s, 2),
+            "platform": QtWidgets.QApplication.platformName(),
+            "load_average_1min": round(os.getloadavg()[0], 2),
+            "cpus": os.cpu_count(),
+        }
+        state = {"t": t}
+
+        def frame() -> None:
+            w0 = time.perf_counter()
+            c0 = time.thread_time()
+            win.store.add(_chunks(state["t"], state["t"] + 1.0 / FPS, rng))
+            state["t"] += 1.0 / FPS
+            win.frame()
+            app.processEvents()  # paint now, so the painting is inside the measured time
+            times.append((time.perf_counter() - w0) * 1000.0)
+            cpu.append((time.thread_time() - c0) * 1000.0)
+            if len(times) >= frames:
+                loop.quit()
+
+        for name, window_s in (("10 s window", 10.0), ("1 h window", history_s)):
+            win.window_s = window_s
+            win.signals.follow = True
+            times: list[float] = []
+            cpu: list[float] = []
+            timer = QtCore.QTimer()
+            timer.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
+            timer.setInterval(int(1000 / FPS))
+            timer.timeout.connect(frame)
+            loop = QtCore.QEventLoop()
+            w0 = time.perf_counter()
+            timer.start()
+            loop.exec()
+            timer.stop()
+            wall = time.perf_counter() - w0
+            results[name] = {
+                "fps": round(len(times) / wall, 1),
+                "gui_ms_median": round(statistics.median(times), 2),
+                "gui_ms_p95": round(float(np.percentile(times, 95)), 2),
+                "gui_cpu_ms_median": round(statistics.median(cpu), 2),
+                "gui_cpu_ms_p95": round(float(np.percentile(cpu, 95)), 2),
+                "points_drawn": win.frame_stats.points,
+            }
+        win.shutdown()
+        win.close()
+        win.deleteLater()
+        app.processEvents()
+    print(json.dumps(results, indent=2))
+    return 0

@@ -1,0 +1,260 @@
+"""The window, offscreen: opens and closes cleanly, demo keys fly the simulator, EMERGENCY,
+replay controls, cued sessions, persisted settings.
+
+Time is data time. Most tests run the session in manual mode: no runner thread, the test steps
+the synthetic arm (speed ``max``) and the pipeline itself with ``session.advance(seconds)``, so a
+key press happens at a known data time and every result is deterministic. Tests of the threaded
+path wait with ``qtbot.waitUntil`` for data-time conditions, never on sleeps.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("pytestqt")
+from PyQt6 import QtCore, QtWidgets
+
+from emgpilot.app.gui.cues import CuePlan
+from emgpilot.app.gui.drone_view import state_of
+from emgpilot.app.gui.main_window import MainWindow, demo_spec
+from emgpilot.app.gui.session import SessionSpec
+from emgpilot.signals.streams import CueEvent, GestureEvent, SafetyEvent
+
+WAIT_MS = 60_000  # generous: the suite shares 2 cores
+
+
+@pytest.fixture
+def no_leaks(qapp):
+    """Fails the test if it leaves a thread, a window, an active QTimer or a QThread behind."""
+    before = set(threading.enumerate())
+    yield
+    for w in QtWidgets.QApplication.topLevelWidgets():
+        if isinstance(w, MainWindow):
+            w.close()
+            w.deleteLater()
+    qapp.processEvents()
+    QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete.value)
+    qapp.processEvents()
+    left = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+    assert not left, f"threads left running: {[t.name for t in left]}"
+    windows = [w for w in QtWidgets.QApplication.topLevelWidgets() if isinstance(w, MainWindow)]
+    assert not windows, "a MainWindow was left open"
+    timers = [t for t in qapp.findChildren(QtCore.QTimer) if t.isActive()]
+    assert not timers, f"active QTimers left: {timers}"
+    assert not qapp.findChildren(QtCore.QThread), "a QThread was left"
+
+
+def make_window(qtbot, tmp_path: Path, spec: SessionSpec | None) -> MainWindow:
+    win = MainWindow(spec, settings_path=tmp_path / "gui.toml", history_s=600.0)
+    qtbot.addWidget(win, before_close_func=lambda w: w.shutdown())
+    win.resize(1200, 800)
+    win.show()
+    return win
+
+
+def drone(win: MainWindow):
+    return state_of(win.store.buffers.get("drone_telemetry"))
+
+
+def fast_demo(seed: int = 0, manual: bool = False) -> SessionSpec:
+    spec = demo_spec(seed=seed, speed=math.inf)
+    spec.manual = manual
+    return spec
+
+
+def advance(win: MainWindow, seconds: float) -> None:
+    """Manual mode: run ``seconds`` of data, then one GUI frame (drains everything)."""
+    assert win.session is not None
+    win.session.advance(seconds)
+    win.frame()
+
+
+def events_of(win: MainWindow, kind: type) -> list:
+    return [e for e in win.store.events if isinstance(e, kind)]
+
+
+def test_window_opens_and_closes_cleanly(qtbot, tmp_path, no_leaks):
+    win = make_window(qtbot, tmp_path, fast_demo())
+    assert win.session is not None and win.timer.isActive()
+    qtbot.waitUntil(lambda: win.store.t_latest > 2.0, timeout=WAIT_MS)
+    for name in ("forearm_emg", "forearm_emg.envelope", "upper_emg", "forearm_imu", "decision", "drone_telemetry"):
+        assert name in win.store.buffers, name
+    assert any(n.startswith("detector.") for n in win.store.buffers)
+    win.close()
+    assert win.session is None and not win.timer.isActive()
+
+
+def test_demo_key_makes_a_gesture_and_the_drone_moves(qtbot, tmp_path, no_leaks):
+    win = make_window(qtbot, tmp_path, fast_demo(seed=1, manual=True))
+    advance(win, 5.0)  # demo mode takes off by itself at 1 s of data time
+    before = drone(win)
+    assert before is not None and before.flying_state == "hovering"
+    assert win.timeline.count["gesture"] == 0
+    qtbot.keyClick(win, QtCore.Qt.Key.Key_Up)  # wave up -> up
+    advance(win, 4.0)
+    # the arm's own ground truth, the recognised gesture, the command and the drone climbing
+    assert any(isinstance(e, CueEvent) and e.label == "wave_up" for e in win.store.events)
+    gestures = events_of(win, GestureEvent)
+    assert [g.gesture for g in gestures] == ["wave_up"]
+    assert win.timeline.count["gesture"] == 1 and win.timeline.count["command"] >= 2  # takeoff + up
+    after = drone(win)
+    assert after.z > before.z + 0.3
+    assert win.event_log.rowCount() >= 3
+
+
+def test_threaded_demo_key_reaches_the_timeline(qtbot, tmp_path, no_leaks):
+    """The real threaded path: the runner thread at speed max, the key from the GUI thread."""
+    win = make_window(qtbot, tmp_path, fast_demo(seed=1))
+    qtbot.waitUntil(lambda: win.store.t_latest > 4.0, timeout=WAIT_MS)
+    qtbot.keyClick(win, QtCore.Qt.Key.Key_E)  # rotate cw
+    qtbot.waitUntil(
+        lambda: any(isinstance(e, CueEvent) and e.label == "rotate_cw" for e in win.store.events), timeout=WAIT_MS
+    )
+    qtbot.waitUntil(lambda: win.timeline.count["gesture"] >= 1, timeout=WAIT_MS)
+
+
+@pytest.mark.parametrize("how", ["button", "key"])
+def test_emergency_from_button_and_key(qtbot, tmp_path, no_leaks, how):
+    win = make_window(qtbot, tmp_path, fast_demo(manual=True))
+    advance(win, 4.0)
+    assert drone(win).airborne
+    if how == "button":
+        qtbot.mouseClick(win.emergency_button, QtCore.Qt.MouseButton.LeftButton)
+    else:
+        qtbot.keyClick(win, QtCore.Qt.Key.Key_Space)
+    # the action thread reaches the drone; the GUI thread never waits for it
+    qtbot.waitUntil(lambda: win.session.pilot.state().flying_state == "emergency", timeout=WAIT_MS)
+    advance(win, 0.5)
+    from emgpilot.drone.backend import FLYING_STATES
+
+    _, rows = win.store.buffers["drone_telemetry"].raw.view()
+    states = {FLYING_STATES[int(v)] for v in rows[:, 10]}
+    assert "emergency" in states  # motors cut: it drops (and then reports landed)
+    assert not drone(win).airborne
+    safety = events_of(win, SafetyEvent)
+    assert any(e.action == "emergency" for e in safety), [e.action for e in safety]
+    assert win.timeline.count["safety"] > 0
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory) -> Path:
+    """8 s of the synthetic arm with a fist and a stiffen, recorded with its pipeline outputs."""
+    from emgpilot.build import build_pipeline
+    from emgpilot.signals.recording import RecordingWriter
+    from emgpilot.signals.runner import SessionRunner
+    from emgpilot.signals.synthetic import Schedule, SyntheticArm
+
+    path = tmp_path_factory.mktemp("rec") / "session.mcap"
+    arm = SyntheticArm(seed=1, speed=math.inf, schedule=Schedule.scripted([(2.0, 1.5, "fist"), (5.0, 1.0, "stiffen")]))
+    pipe = build_pipeline(arm.streams())
+    with RecordingWriter(path, [*arm.streams(), *pipe.output_streams], background_flush=False) as writer:
+        SessionRunner(arm, pipe, recorder=writer).run()
+    return path
+
+
+def test_replay_controls(qtbot, tmp_path, no_leaks, recording):
+    from emgpilot.app.gui.replay import ReplaySource
+
+    spec = SessionSpec(source="recording", recording=str(recording), speed=math.inf, drone="none")
+    win = make_window(qtbot, tmp_path, spec)
+    assert win.replay_box.isEnabled()
+    # recorded decisions are shown next to the recomputed ones
+    assert win.timeline.count["recorded"] >= 1
+    assert "decision" in win.store.recorded_buffers
+    qtbot.waitUntil(
+        lambda: win.session is not None and win.session.finished and win.session.pending == 0, timeout=WAIT_MS
+    )
+    qtbot.waitUntil(lambda: win.timeline.count["gesture"] >= 1, timeout=WAIT_MS)
+    recomputed = [e.gesture for e in events_of(win, GestureEvent)]
+    recorded = [e.gesture for e in win.store.recorded_events if isinstance(e, GestureEvent)]
+    assert recomputed == recorded  # same pipeline, same data: same decisions
+    # pause / play
+    qtbot.mouseClick(win.play_button, QtCore.Qt.MouseButton.LeftButton)
+    assert isinstance(win.replay_device, ReplaySource) and win.replay_device.paused
+    assert win.play_button.text() == "Play"
+    qtbot.mouseClick(win.play_button, QtCore.Qt.MouseButton.LeftButton)
+    assert not win.replay_device.paused
+    # speed
+    win.speed_combo.setCurrentIndex(win.speed_combo.findData("2"))
+    assert win.replay_device.speed == 2.0
+    # seek: the session restarts, fast-forwards through the pipeline to the target, keeps playing
+    win.seek(4.0)
+    dev = win.replay_device
+    assert dev is not None and dev.start_at == pytest.approx(dev.t_first + 4.0)
+    qtbot.waitUntil(lambda: dev.position >= dev.t_first + 4.0, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: win.store.t_latest >= dev.t_first + 4.0, timeout=WAIT_MS)
+
+
+def test_cued_session_records_cues_and_shows_a_score(qtbot, tmp_path, no_leaks):
+    from emgpilot.signals.recording import open_recording
+
+    win = make_window(qtbot, tmp_path, fast_demo(seed=1, manual=True))
+    advance(win, 3.0)
+    win.record_edit.setText(str(tmp_path / "cued.mcap"))
+    win.record_button.setChecked(True)
+    plan = CuePlan(gestures=("wave_up", "stiffen"), repetitions=1, cue_s=2.0, rest_s=2.0, lead_in_s=1.0, seed=3)
+    assert win.start_cues(plan)
+    advance(win, 1.5)
+    assert "(1/2)" in win.cue_display.text.text()
+    assert win.cue_display.countdown.text().endswith(" s")
+    advance(win, plan.duration_s)
+    assert win.cue_result != ""
+    assert win.score_view.rowCount() == 3  # stiffen, wave_up, all
+    assert win.score_view.item(2, 0).text() == "all" and win.score_view.item(2, 1).text() == "2"
+    assert "correct" in win.cue_result
+    win.record_button.setChecked(False)
+    rec = open_recording(tmp_path / "cued.mcap")
+    cues = [e for e in rec.events("cue") if isinstance(e, CueEvent)]
+    # the protocol's cues are the ground truth; the arm's own cue stream is left out meanwhile
+    assert [c.label for c in cues if c.label != "rest"] == plan.order()
+
+
+def test_settings_persist_between_runs(qtbot, tmp_path, no_leaks):
+    win = make_window(qtbot, tmp_path, None)
+    win._select(win.drone_combo, "virtual")
+    win.ip_edit.setText("10.0.0.7")
+    win.mapping_edit.setText("/tmp/my-mapping.toml")
+    win.reps_spin.setValue(5)
+    win.close()
+    again = make_window(qtbot, tmp_path, None)
+    assert again.drone_combo.currentData() == "virtual"
+    assert again.ip_edit.text() == "10.0.0.7"
+    assert again.mapping_edit.text() == "/tmp/my-mapping.toml"
+    assert again.reps_spin.value() == 5
+    again.close()
+
+
+def test_bad_source_is_reported_not_raised(qtbot, tmp_path, no_leaks):
+    spec = SessionSpec(source="recording", recording=str(tmp_path / "missing.mcap"), drone="none")
+    win = make_window(qtbot, tmp_path, spec)
+    assert win.session is None
+    assert "missing.mcap" in win._last_message
+
+
+def test_screenshot_command(qtbot, tmp_path, no_leaks):
+    from emgpilot.app.cli import main
+
+    out = tmp_path / "shot.png"
+    code = main(
+        [
+            "gui",
+            "--demo",
+            "--screenshot",
+            str(out),
+            "--seconds",
+            "3",
+            "--speed",
+            "max",
+            "--settings",
+            str(tmp_path / "s.toml"),
+        ]
+    )
+    assert code == 0
+    from PyQt6 import QtGui
+
+    img = QtGui.QImage(str(out))
+    assert img.width() >= 800 and img.height() >= 500
