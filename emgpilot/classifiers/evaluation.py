@@ -319,6 +319,10 @@ def evaluate_session(
     t_dec, dec = _concat(decisions)
     y_pred = dec[:, 0].astype(np.int64) if len(t_dec) else np.zeros(0, dtype=np.int64)
     y_true = window_truth(cues, t_dec, data_end, result.has_imu, breaks)
+    # Decisions the pipeline ticks through a data gap (between two original files) judge no data.
+    for g in gaps:
+        if math.isfinite(g.t_resume):
+            y_true[(t_dec > g.t) & (t_dec < g.t_resume)] = UNLABELLED
     result.windows = score_windows(y_true, y_pred)
 
     windows = cue_windows(cues, data_end, breaks)

@@ -162,3 +162,14 @@ def test_bad_paths_give_clear_errors_and_others_continue(tmp_path):
     results = evaluate_inputs(path_inputs([tmp_path / "missing.mcap", junk]), progress=False)
     assert [r.ok for r in results] == [False, False]
     assert all("mcap" in r.error for r in results)
+
+
+def test_decisions_inside_data_gaps_are_not_scored():
+    from emgpilot.signals.streams import GapEvent
+
+    s = cued_session()
+    full = evaluate_session(s, pipeline_factory=stand_in_factory)
+    # Declare the data between 20 s and 22 s missing (the chunks stay: the gap only marks it).
+    s.messages.append(GapEvent(t=20.0, source_stream=FOREARM_EMG.name, t_resume=22.0, reason="test"))
+    gapped = evaluate_session(s, pipeline_factory=stand_in_factory)
+    assert full.windows.n - gapped.windows.n in (39, 40)  # 20 s < t < 22 s every 50 ms, give or take rounding
