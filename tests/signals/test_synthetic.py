@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import threading
 
@@ -59,8 +60,10 @@ def test_satisfies_device_protocol_and_declares_streams():
     arm = SyntheticArm(seed=1, speed=math.inf, duration_s=1.0)
     assert isinstance(arm, Device)
     assert arm.streams() == [FOREARM_EMG, FOREARM_IMU, UPPER_EMG, EVENT_STREAMS["cue"]]
-    info = arm.info()
-    assert info["seed"] == 1 and info["wearer"]["arm"] in ("left", "right")
+    info = json.loads(json.dumps(arm.info()))  # goes into recording metadata as JSON
+    assert info["seed"] == 1 and info["wearer"]["arm"] == info["arm"] in ("left", "right")
+    scripted = SyntheticArm(schedule=Schedule.scripted([(1.0, 1.0, "fist")]), speed=math.inf)
+    assert json.loads(json.dumps(scripted.info()))["schedule"]["items"] == [[1.0, 1.0, "fist"]]
     only = SyntheticArm(seed=1, speed=math.inf, duration_s=1.0, streams=("forearm_imu",))
     assert only.streams() == [FOREARM_IMU, EVENT_STREAMS["cue"]]
     with pytest.raises(ValueError, match="unknown streams"):
