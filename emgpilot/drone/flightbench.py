@@ -120,8 +120,9 @@ class ArmSource:
         return self._t
 
     def perform(self, label: str, duration_s: float) -> float:
-        onset = self.arm.perform(label, duration_s)
-        return float(onset) if isinstance(onset, (int, float)) else self._t
+        # The wearer holds each gesture for their own natural, varying time (the arm's
+        # defaults with jitter); ``duration_s`` only matters for the oracle.
+        return float(self.arm.perform(label, None))
 
     def run_until(self, t: float) -> list[Message]:
         out: list[Message] = []
@@ -274,6 +275,8 @@ class FlightConfig:
     """Rest after the drone settled before the next gesture."""
     window_s: float = 6.0
     """Longest response window after a gesture ends."""
+    min_window_s: float = 2.0
+    """Shortest response window after the onset (a held gesture plus recognition latency)."""
     max_gestures: int = 120
     max_time_s: float = 600.0
     step_s: float = 0.1
@@ -335,7 +338,8 @@ def fly_course(
             advance(source.t + cfg.step_s)
             s = backend.state()
             quiet = not backend.sim.moving_by and s.horizontal_speed < 0.05 and abs(s.vz) < 0.05
-            if quiet and abs(backend.sim.yaw_rate) < 0.05 and source.t > onset + cfg.gesture_s + 0.5:
+            min_end = onset + max(cfg.gesture_s + 0.5, cfg.min_window_s)
+            if quiet and abs(backend.sim.yaw_rate) < 0.05 and source.t > min_end:
                 break
         trial.after = backend.state()
         window = history[h0:]
