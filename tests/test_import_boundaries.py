@@ -7,6 +7,7 @@ import sys
 
 CHECK = r"""
 import importlib, pkgutil, sys
+import emgpilot
 skip_prefixes = ("emgpilot.app", "emgpilot.drone.olympe_backend")
 for mod in pkgutil.walk_packages(emgpilot.__path__, "emgpilot."):
     if mod.name.startswith(skip_prefixes):
