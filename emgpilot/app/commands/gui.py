@@ -123,6 +123,7 @@ def launch(spec, screenshot: str | None = None, settings: str | None = None) -> 
     win.show()
     result = {"code": 0}
     if screenshot:
+        win.window_combo.setCurrentIndex(win.window_combo.findData(30.0))  # the whole scripted story fits
         if win.session is None:
             win.shutdown()
             raise CLIError("the session did not open (see the log)")

@@ -55,8 +55,18 @@ class DroneView(QtWidgets.QWidget):
         self.map.addItem(self.trail)
         self.body = pg.PlotCurveItem(pen=pg.mkPen("#202020", width=2), brush=pg.mkBrush("#f58231"), fillLevel=None)
         self.map.addItem(self.body)
-        self.map.setRange(xRange=(-6, 6), yRange=(-1, 11))
         self.state: DroneState | None = None
+        self.fit_course(hoops)
+
+    def fit_course(self, hoops: tuple[HoopConfig, ...]) -> None:
+        """Show the take-off point and every hoop."""
+        xs = [0.0, *(h.x for h in hoops)]
+        ys = [0.0, *(h.y for h in hoops)]
+        sx, sy = to_screen(np.array(xs), np.array(ys))
+        self.map.setRange(
+            xRange=(float(np.min(sx)) - 1.5, float(np.max(sx)) + 1.5),
+            yRange=(float(np.min(sy)) - 1.0, float(np.max(sy)) + 1.5),
+        )
 
     def set_hoops(self, hoops: tuple[HoopConfig, ...]) -> None:
         for item in self.hoop_items:

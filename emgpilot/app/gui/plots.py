@@ -124,7 +124,7 @@ class SignalPlots(pg.GraphicsLayoutWidget):
             ("upper", "Upper-arm EMG (biceps, triceps)", 2),
             ("accel", "Accelerometer (g)", 1),
             ("gyro", "Gyroscope (deg/s)", 1),
-            ("decision", "Decision class (recomputed; recorded dashed)", 1),
+            ("decision", "Decision class (recomputed; recorded dashed)", 2),
         ]
         first = None
         for row, (key, title, stretch) in enumerate(specs):
@@ -171,7 +171,8 @@ class SignalPlots(pg.GraphicsLayoutWidget):
         self.curves.append((_curve(dp, "#202020"), "decision", (0,), 1.0, (0.0,)))
         self.recorded_decision = _curve(dp, "#e6194b", QtCore.Qt.PenStyle.DashLine)
         dp.setYRange(-1.5, len(DECISION_CLASSES) - 0.5, padding=0)
-        dp.getAxis("left").setTicks([[(-1, "rej"), *((i, c[:7]) for i, c in enumerate(DECISION_CLASSES))]])
+        short = {"wrist_flexion": "flex", "wrist_extension": "ext", "rotate_cw": "cw", "rotate_ccw": "ccw"}
+        dp.getAxis("left").setTicks([[(-1, "rej"), *((i, short.get(c, c)) for i, c in enumerate(DECISION_CLASSES))]])
         for p in self.plots.values():
             p.vb.sigRangeChangedManually.connect(self._user_moved)
         self.follow = True
@@ -258,7 +259,7 @@ class DetectorPanel(pg.GraphicsLayoutWidget):
         return row
 
     def refresh(self, store: StreamStore, x0: float, x1: float, channels: dict[str, tuple[str, ...]]) -> None:
-        for name in sorted(n for n in store.buffers if n.startswith("detector.")):
+        for name in sorted(n for n in channels if n.startswith("detector.") and n in store.buffers):
             buf = store.buffers[name]
             chans = channels.get(name, ())
             p, curves = self._row(name)
@@ -298,7 +299,7 @@ class DetectorPanel(pg.GraphicsLayoutWidget):
     def _wrist(self, buf: RingBuffer, classes: tuple[str, ...]) -> None:
         if self.wrist_plot is None:
             self.wrist_classes = classes
-            self.wrist_plot = self.addPlot(row=100, col=0, title="wrist network")
+            self.wrist_plot = self.addPlot(row=100, col=0, title="wrist network (last active window)")
             self.wrist_plot.setMenuEnabled(False)
             self.wrist_plot.setMouseEnabled(x=False, y=False)
             self.wrist_plot.setYRange(0, 1)
@@ -347,7 +348,7 @@ class Timeline(pg.PlotWidget):
         super().__init__(parent, background="w")
         self.setMenuEnabled(False)
         self.setMouseEnabled(x=False, y=False)
-        self.getAxis("left").setWidth(64)
+        self.getAxis("left").setWidth(72)
         self.getAxis("left").setTicks([[(-i, r) for i, r in enumerate(ROWS)]])
         self.setYRange(-len(ROWS) + 0.5, 0.7, padding=0)
         cache_axes(self.getPlotItem())

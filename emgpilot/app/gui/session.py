@@ -37,13 +37,14 @@ DRONES = ("none", "sim", "virtual", "bebop")
 DEMO_SCRIPT: tuple[tuple[float, str], ...] = (
     (1.0, "takeoff"),
     (4.0, "fist"),
-    (7.5, "wave_up"),
-    (10.5, "fist"),
-    (13.5, "rotate_ccw"),
-    (16.5, "fist"),
-    (19.5, "stiffen"),
-    (23.0, "wave_left"),
-    (28.0, "rotate_cw"),
+    (7.0, "fist"),
+    (10.0, "fist"),
+    (13.0, "wave_up"),
+    (16.0, "fist"),
+    (19.0, "fist"),
+    (22.0, "rotate_ccw"),
+    (25.0, "wave_right"),
+    (28.0, "stiffen"),
 )
 """What the scripted demo does (data time, action): used for the screenshot and tests."""
 
