@@ -231,18 +231,21 @@ class OnlineMixture:
             x = x[idx]
         xs = np.sort(x)
         m = len(xs)
-        q10, q98 = (float(xs[min(m - 1, int(q * (m - 1) + 0.5))]) for q in (0.1, 0.98))
-        # Robust rest estimate for when the mixture is not trustworthy: the low half of the data.
-        low = xs[: m // 2 + 1]
+        q03, q98 = (float(xs[min(m - 1, int(q * (m - 1) + 0.5))]) for q in (0.03, 0.98))
+        # Robust rest estimate for when the mixture is not trustworthy: the lowest 30 % of the
+        # data (gestures can fill most of a history, e.g. back-to-back cued gestures).
+        low = xs[: max(3, (3 * m) // 10)]
         robust_rest_mean = float(low[len(low) // 2])
         dev = np.sort(np.abs(low - robust_rest_mean))
         robust_rest_std = max(1.4826 * float(dev[len(dev) // 2]), cfg.min_std)
 
         # Warm start from the last fit when it had both clusters inside the data's range.
-        if self.valid and q10 - 1 < self.rest_mean < self.active_mean < q98 + 1:
+        # (Rest may be a small minority of the history, e.g. back-to-back gestures: initialise it
+        # from the lowest values.)
+        if self.valid and xs[0] - 0.5 < self.rest_mean < self.active_mean < xs[-1] + 0.5:
             w, mr, sr, ma, sa = self.w_active, self.rest_mean, self.rest_std, self.active_mean, self.active_std
         else:
-            w, mr, ma = 0.3, float(q10), float(max(q98, q10 + cfg.min_separation))
+            w, mr, ma = 0.3, q03, float(max(q98, q03 + cfg.min_separation))
             sr = sa = max((ma - mr) / 4.0, cfg.min_std)
         w, mr, sr, ma, sa = _em2(xs, (w, mr, sr, ma, sa), cfg.em_iterations, cfg.min_std)
         if ma < mr:

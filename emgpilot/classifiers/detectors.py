@@ -26,6 +26,7 @@ the windows where the forearm is (nearly) active and publishes its class probabi
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from dataclasses import dataclass, field
@@ -55,6 +56,9 @@ STATE_CHANNELS: tuple[str, ...] = (
 """Channels of every ``detector.<name>`` stream (some detectors append more)."""
 
 COL = {name: i for i, name in enumerate(STATE_CHANNELS)}
+
+GAP_S = 0.25
+"""Data-time jump (s) that counts as a break in the data (a gap): detectors restart their windows."""
 
 
 @dataclass
@@ -139,6 +143,7 @@ class WindowedDetector(Stage):
         self._tail_x = np.zeros((0, n_ch))
         self._tail_t = np.zeros(0)
         self._n_seen = 0  # input samples seen
+        self._last_t = -math.inf  # time of the last input sample
         self._next_j = math.ceil(self.window / self.step)  # next window index to emit
         self._count_on = 0
         self._count_off = 0
@@ -150,6 +155,7 @@ class WindowedDetector(Stage):
             "tail_x": self._tail_x.copy(),
             "tail_t": self._tail_t.copy(),
             "n_seen": self._n_seen,
+            "last_t": self._last_t,
             "next_j": self._next_j,
             "timing": np.array([self._count_on, self._count_off, int(self._active), self._refractory]),
             "mixture": self.mixture.state_dict(),
@@ -159,6 +165,7 @@ class WindowedDetector(Stage):
         self._tail_x = np.asarray(state["tail_x"], dtype=np.float64).copy()
         self._tail_t = np.asarray(state["tail_t"], dtype=np.float64).copy()
         self._n_seen = int(state["n_seen"])
+        self._last_t = float(state["last_t"])
         self._next_j = int(state["next_j"])
         c_on, c_off, active, refr = (int(v) for v in np.asarray(state["timing"]))
         self._count_on, self._count_off, self._active, self._refractory = c_on, c_off, bool(active), refr
@@ -168,11 +175,37 @@ class WindowedDetector(Stage):
     def process(self, msg: Message) -> list[Message]:
         if not isinstance(msg, Chunk) or len(msg) == 0:
             return []
+        # A jump in data time (samples missing for longer than GAP_S) ends any gesture: the
+        # windows restart after it and the on/off state is reset.
+        t_in = np.asarray(msg.t, dtype=np.float64)
+        prev = np.concatenate([[self._last_t], t_in[:-1]])
+        cuts = np.flatnonzero(t_in - prev > GAP_S).tolist()
+        self._last_t = float(t_in[-1])
+        if not cuts:
+            return self._process_piece(msg.data, t_in)
+        out: list[Message] = []
+        edges = [0, *cuts, len(t_in)]
+        for a, b in itertools.pairwise(edges):
+            if a in cuts:
+                self._restart_after_gap()
+            if b > a:
+                out.extend(self._process_piece(msg.data[a:b], t_in[a:b]))
+        return out
+
+    def _restart_after_gap(self) -> None:
+        self._tail_x = self._tail_x[:0]
+        self._tail_t = self._tail_t[:0]
+        self._next_j = max(self._next_j, math.ceil((self._n_seen + self.window) / self.step))
+        self._count_on = self._count_off = 0
+        self._active = False
+        self._refractory = 0
+
+    def _process_piece(self, data: np.ndarray, t_in: np.ndarray) -> list[Message]:
         w, s = self.window, self.step
-        x = np.concatenate([self._tail_x, msg.data.astype(np.float64, copy=False)])
-        t = np.concatenate([self._tail_t, msg.t])
+        x = np.concatenate([self._tail_x, data.astype(np.float64, copy=False)])
+        t = np.concatenate([self._tail_t, t_in])
         a0 = self._n_seen - len(self._tail_t)  # absolute index of x[0]
-        self._n_seen += len(msg)
+        self._n_seen += len(t_in)
         last_j = self._n_seen // s
         keep = min(w - 1, len(x)) if w > 1 else 0
         self._tail_x = x[len(x) - keep :].copy()
@@ -295,6 +328,42 @@ def _padded_batches(x: np.ndarray) -> np.ndarray:
     return np.concatenate([x, np.zeros((m - n, *x.shape[1:]), dtype=x.dtype)])
 
 
+ROTATION_MODES = ("auto", "estimator", "infomax", "none")
+INFOMAX_HISTORY = 256  # active windows kept for choosing the electrode shift
+INFOMAX_MIN = 60  # active windows needed before the first choice
+INFOMAX_EVERY = 30  # active windows between choices
+INFOMAX_MARGIN = 0.02
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def _resolve_rotation_mode(mode: str, wrist: WristClassifier | None) -> str:
+    """How the armband's rotation is handled for this model.
+
+    ``estimator``: the model was trained on rotation-aligned data and brings its own estimator;
+    ``infomax``: choose the shift that makes the model's answers most informative (see
+    :meth:`ActivationDetector._infomax_shift`); ``none``: use windows as they are.
+    ``auto`` picks the estimator for aligned weights, else infomax when the model exposes
+    ``features``/``logits_from_features``, else none.
+    """
+    if wrist is None:
+        return "none"
+    has_logits = hasattr(wrist, "features") and hasattr(wrist, "logits_from_features")
+    if mode == "auto":
+        if hasattr(wrist, "new_rotation_estimator") and _trained_aligned(wrist):
+            return "estimator"
+        return "infomax" if has_logits else "none"
+    if mode == "estimator" and not hasattr(wrist, "new_rotation_estimator"):
+        raise ValueError("this wrist model has no rotation estimator")
+    if mode == "infomax" and not has_logits:
+        raise ValueError("this wrist model does not expose features/logits for the infomax rotation choice")
+    return mode
+
+
 def _trained_aligned(wrist: WristClassifier) -> bool:
     """Whether the model was trained on rotation-aligned data (then the runtime alignment applies)."""
     meta = getattr(wrist, "meta", None)
@@ -311,8 +380,17 @@ class ActivationDetector(WindowedDetector):
     estimate of the armband's rotation from the active windows when the model supports it.
     """
 
-    def __init__(self, source: StreamInfo, cfg: DetectorConfig, wrist: WristClassifier | None = None) -> None:
+    def __init__(
+        self,
+        source: StreamInfo,
+        cfg: DetectorConfig,
+        wrist: WristClassifier | None = None,
+        rotation_mode: str = "auto",
+    ) -> None:
+        if rotation_mode not in ROTATION_MODES:
+            raise ValueError(f"wrist rotation mode must be one of {ROTATION_MODES}, not {rotation_mode!r}")
         self.wrist = wrist
+        self.rotation_mode = _resolve_rotation_mode(rotation_mode, wrist)
         # With a wrist model the windows are the model's (both see the same samples).
         super().__init__("activation", source, cfg, window=None if wrist is None else int(wrist.window))
         if wrist is not None:
@@ -328,8 +406,15 @@ class ActivationDetector(WindowedDetector):
     def reset(self) -> None:
         super().reset()
         self._estimator = None
-        if self.wrist is not None and hasattr(self.wrist, "new_rotation_estimator") and _trained_aligned(self.wrist):
-            self._estimator = self.wrist.new_rotation_estimator()
+        if self.rotation_mode == "estimator":
+            self._estimator = self.wrist.new_rotation_estimator()  # type: ignore[union-attr]
+        n_feat = 0
+        if self.rotation_mode == "infomax":
+            probe = self.wrist.features(np.zeros((1, self.window, self.source.n_channels), np.float32))  # type: ignore[union-attr]
+            n_feat = probe.shape[1]
+        self._im_ring = np.zeros((INFOMAX_HISTORY, n_feat, self.source.n_channels), dtype=np.float32)
+        self._im_count = 0
+        self._im_shift = 0
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
@@ -340,17 +425,29 @@ class ActivationDetector(WindowedDetector):
                 "rest_level": math.nan if est._rest_level is None else est._rest_level,
                 "n_active": est.n_active,
             }
+        state["infomax"] = {"ring": self._im_ring.copy(), "count": self._im_count, "shift": self._im_shift}
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         state = dict(state)
         rot = state.pop("rotation", None)
+        im = state.pop("infomax")
         super().load_state_dict(state)
         if self._estimator is not None and rot is not None:
             self._estimator._profile = np.asarray(rot["profile"], dtype=np.float64).copy()
             rest = float(rot["rest_level"])
             self._estimator._rest_level = None if math.isnan(rest) else rest
             self._estimator.n_active = int(rot["n_active"])
+        self._im_ring = np.asarray(im["ring"], dtype=np.float32).copy()
+        self._im_count = int(im["count"])
+        self._im_shift = int(im["shift"])
+
+    @property
+    def electrode_shift(self) -> int:
+        """Electrode shift currently applied before the wrist network (0 = none)."""
+        if self._estimator is not None:
+            return int(self._estimator.shift or 0)
+        return self._im_shift
 
     def features(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rms = np.sqrt(np.mean(windows * windows, axis=1))
@@ -363,22 +460,68 @@ class ActivationDetector(WindowedDetector):
         probs = np.full((len(windows), k), np.nan, dtype=np.float32)
         near = (rows[:, COL["value"]] >= rows[:, COL["release"]]) | (rows[:, COL["active"]] > 0)
         near &= rows[:, COL["armed"]] > 0
-        if near.any():
-            x = _padded_batches(windows[near].astype(np.float32))
-            if self._estimator is not None:
-                feats = self.wrist.features(x)
-                # Only windows the detector calls active teach the armband rotation.
-                act = rows[near, COL["active"]] > 0
-                if act.any():
-                    self._estimator.update(feats[: len(act)][act])
-                shift = self._estimator.shift
-                z = self.wrist.logits_from_features(feats, 0 if shift is None else shift)
-                z = z - z.max(axis=1, keepdims=True)
-                p = np.exp(z)
-                probs[near] = (p / p.sum(axis=1, keepdims=True))[: int(near.sum())]
+        n_near = int(near.sum())
+        if n_near:
+            x = windows[near].astype(np.float32)
+            if self.rotation_mode == "none":
+                probs[near] = self.wrist.predict_proba(_padded_batches(x))[:n_near]
             else:
-                probs[near] = self.wrist.predict_proba(x)[: int(near.sum())]
+                feats = self.wrist.features(_padded_batches(x))[:n_near]
+                # Only windows the detector calls active teach the armband rotation; each window
+                # is classified with the shift known before it (so chunking never matters).
+                shifts = self._adapt_rotation(feats, rows[near, COL["active"]] > 0)
+                out = np.empty((n_near, k), dtype=np.float32)
+                for shift in np.unique(shifts).tolist():
+                    sel = shifts == shift
+                    out[sel] = _softmax(self.wrist.logits_from_features(_padded_batches(feats[sel]), shift))[
+                        : int(sel.sum())
+                    ]
+                probs[near] = out
         return [Chunk(self.wrist_info, t, probs)]
+
+    def _adapt_rotation(self, feats: np.ndarray, active: np.ndarray) -> np.ndarray:
+        """Electrode shift for each window (in order), learning from the active ones."""
+        shifts = np.empty(len(feats), dtype=np.int64)
+        for i in range(len(feats)):
+            if self._estimator is not None:
+                shifts[i] = int(self._estimator.shift or 0)
+                if active[i]:
+                    self._estimator.update(feats[i : i + 1])
+                continue
+            shifts[i] = self._im_shift
+            if active[i]:
+                self._im_ring[self._im_count % INFOMAX_HISTORY] = feats[i]
+                self._im_count += 1
+                if self._im_count >= INFOMAX_MIN and self._im_count % INFOMAX_EVERY == 0:
+                    self._im_shift = self._infomax_shift()
+        return shifts
+
+    def _infomax_shift(self) -> int:
+        """The electrode shift under which the network's decisions on this wearer's recent active
+        windows carry the most information (confident per window, diverse across windows).
+
+        A network trained on other people sees a rotated armband as an unfamiliar pattern and
+        tends to give one class to everything; at the right rotation the wearer's different
+        gestures get different, confident answers. Mutual information between windows and
+        predicted (non-rest) class = H(mean prediction) - mean H(prediction).
+        """
+        n = min(self._im_count, INFOMAX_HISTORY)
+        feats = _padded_batches(self._im_ring[:n])
+        best_shift, best_mi = self._im_shift, -math.inf
+        scores = {}
+        for shift in range(self.source.n_channels):
+            p = _softmax(self.wrist.logits_from_features(feats, shift))[:n]  # type: ignore[union-attr]
+            q = p[:, 1:] / np.maximum(p[:, 1:].sum(axis=1, keepdims=True), 1e-9)
+            h_each = float(-(q * np.log(q + 1e-9)).sum(axis=1).mean())
+            mq = q.mean(axis=0)
+            scores[shift] = float(-(mq * np.log(mq + 1e-9)).sum()) - h_each
+        for shift, mi in scores.items():
+            if mi > best_mi + 1e-12:
+                best_shift, best_mi = shift, mi
+        # Hysteresis: keep the current shift unless another is clearly better.
+        if best_mi < scores[self._im_shift] + INFOMAX_MARGIN:
+            return self._im_shift
+        return best_shift
 
 
 class FistDetector(WindowedDetector):

@@ -54,6 +54,8 @@ class FusionConfig:
     release_s : every detector must be inactive this long before a new episode may start.
     return_s : a rotation opposite to the previous one within this time is the forearm
         turning back, not a new gesture.
+    stale_s : a detector state older than this (no data, e.g. a gap in a recording) counts as
+        inactive, and ticks where every detector is stale give no decision.
     stiffen_margin_with_forearm : when the forearm is active in the same episode, the stiffen
         detector must exceed its threshold by this much (log units) to win: a strong fist
         spills over into the upper arm, while a real stiffen is far above its threshold.
@@ -75,6 +77,7 @@ class FusionConfig:
     coincidence_s: float = 0.3
     release_s: float = 0.25
     return_s: float = 2.5
+    stale_s: float = 0.15
     stiffen_margin_with_forearm: float = 0.6
     wave_min_prob: float = 0.5
     fist_min_prob: float = 0.5
@@ -229,28 +232,51 @@ class GestureFusion(Stage):
         ks = np.arange(self._next_k, last_k + 1)
         ticks = ks * dt
         self._next_k = last_k + 1
-        cols = {name: self._sample(name, ticks) for name in self.inputs}
-        return self._run(ks, ticks, cols)
+        sampled = {name: self._sample(name, ticks) for name in self.inputs}
+        cols: dict[str, np.ndarray | None] = {}
+        fresh = np.zeros(len(ticks), dtype=bool)
+        for name, got in sampled.items():
+            if got is None:
+                cols[name] = None
+                continue
+            rows, age = got
+            if name.startswith("detector."):
+                # Stale detector state (data stopped, e.g. a gap in the recording) means inactive.
+                stale = ~(age <= self.cfg.stale_s)
+                if stale.any():
+                    rows = rows.copy()
+                    rows[stale, COL["active"]] = 0.0
+                fresh |= ~stale
+            cols[name] = rows
+        return self._run(ks, ticks, cols, fresh)
 
-    def _sample(self, name: str, ticks: np.ndarray) -> np.ndarray | None:
-        """Latest row of ``name`` at or before each tick (NaN rows where none yet)."""
+    def _sample(self, name: str, ticks: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """Latest row of ``name`` at or before each tick (NaN rows where none yet), and its age (s).
+
+        The last row's time is kept as the row's final column internally.
+        """
         bt = self._buf_t.get(name)
         last = self._last.get(name)
         if bt is None or len(bt) == 0:
             if last is None:
                 return None
-            return np.repeat(last[None, :], len(ticks), axis=0)
+            rows = np.repeat(last[None, :-1], len(ticks), axis=0)
+            return rows, ticks - last[-1]
         bx = self._buf_x[name]
         idx = np.searchsorted(bt, ticks + 1e-9, side="right") - 1
-        fill = last if last is not None else np.full(bx.shape[1], np.nan)
-        out = np.where((idx >= 0)[:, None], bx[np.maximum(idx, 0)], fill[None, :])
+        if last is None:
+            last = np.full(bx.shape[1] + 1, np.nan)
+            last[-1] = -math.inf
+        ok = idx >= 0
+        rows = np.where(ok[:, None], bx[np.maximum(idx, 0)], last[None, :-1])
+        t_row = np.where(ok, bt[np.maximum(idx, 0)], last[-1])
         # Keep only what later ticks may still need: the last used row and anything newer.
         used = int(idx[-1])
         if used >= 0:
-            self._last[name] = bx[used].copy()
+            self._last[name] = np.append(bx[used], bt[used])
             self._buf_t[name] = bt[used + 1 :]
             self._buf_x[name] = bx[used + 1 :]
-        return out
+        return rows, ticks - t_row
 
     # ----------------------------------------------------------------- decisions
     def _col(self, cols: dict[str, np.ndarray | None], det: str, channel: str, n: int) -> list[float]:
@@ -261,7 +287,9 @@ class GestureFusion(Stage):
             return np.nan_to_num(arr[:, len(COL)]).tolist()
         return np.nan_to_num(arr[:, COL[channel]]).tolist()
 
-    def _run(self, ks: np.ndarray, ticks: np.ndarray, cols: dict[str, np.ndarray | None]) -> list[Message]:
+    def _run(
+        self, ks: np.ndarray, ticks: np.ndarray, cols: dict[str, np.ndarray | None], fresh: np.ndarray
+    ) -> list[Message]:
         cfg = self.cfg
         n = len(ks)
         st = self._col(cols, "stiffen", "active", n)
@@ -348,7 +376,11 @@ class GestureFusion(Stage):
             s_win = s_on and (not (a_on or f_on) or st_margin[i] >= cfg.stiffen_margin_with_forearm)
             dec[i] = self._window_decision(s_win, r_on, a_on, f_on, rate[i], q_list[i], valid_list[i])
             i += 1
-        out: list[Message] = [Chunk(DECISION, ticks.astype(np.float64), dec)]
+        # No decision for ticks without any fresh detector data (gaps in the recording).
+        out: list[Message] = []
+        if fresh.any():
+            keep = fresh if not fresh.all() else slice(None)
+            out.append(Chunk(DECISION, ticks.astype(np.float64)[keep], dec[keep]))
         return [*events, *out]
 
     def _window_decision(

@@ -104,10 +104,14 @@ class RecognitionConfig:
     enabled : build the recognition stages at all.
     wrist_model : ``"shipped"`` (weights in the package), a path to a ``.safetensors`` file, or
         ``""`` for none (waves are then not recognised).
+    wrist_rotation : how the armband's rotation around the forearm is compensated before the
+        wrist network: ``auto``, ``estimator``, ``infomax`` or ``none`` (see
+        :func:`emgpilot.classifiers.detectors._resolve_rotation_mode`).
     """
 
     enabled: bool = True
     wrist_model: str = "shipped"
+    wrist_rotation: str = "auto"
     activation: DetectorConfig = field(default_factory=DetectorConfig)
     fist: DetectorConfig = field(default_factory=DetectorConfig)
     stiffen: StiffenDetectorConfig = field(default_factory=StiffenDetectorConfig)
@@ -154,7 +158,7 @@ def recognition_stages(
     if FOREARM_FILTERED in streams:
         src = streams[FOREARM_FILTERED]
         model = wrist if wrist is not None else load_wrist(cfg.wrist_model)
-        activation = ActivationDetector(src, cfg.activation, model)
+        activation = ActivationDetector(src, cfg.activation, model, cfg.wrist_rotation)
         stages.append(activation)
         stages.append(FistDetector(src, cfg.fist))
         detectors += ["activation", "fist"]

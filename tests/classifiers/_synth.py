@@ -68,10 +68,17 @@ class FakeWrist:
     window = 40
     channels = 8
 
-    def predict_proba(self, windows: np.ndarray) -> np.ndarray:
-        lr = 0.5 * np.log(np.mean(windows.astype(np.float64) ** 2, axis=1) + 0.25)  # [B, 8]
+    def features(self, windows: np.ndarray) -> np.ndarray:
+        """Per-electrode log RMS ``[B, 1, 8]``."""
+        return (0.5 * np.log(np.mean(windows.astype(np.float64) ** 2, axis=1) + 0.25))[:, None, :]
+
+    def logits_from_features(self, feats: np.ndarray, shift: int = 0) -> np.ndarray:
+        lr = np.roll(feats[:, 0, :], -int(shift), axis=1)
         level = lr.mean(axis=1)
-        z = np.stack([2.0 - level, lr[:, 3:5].mean(1), lr[:, 0:2].mean(1), lr[:, 6:8].mean(1) - 0.5], axis=1)
+        return np.stack([2.0 - level, lr[:, 3:5].mean(1), lr[:, 0:2].mean(1), lr[:, 6:8].mean(1) - 0.5], axis=1)
+
+    def predict_proba(self, windows: np.ndarray) -> np.ndarray:
+        z = self.logits_from_features(self.features(windows))
         z = z - z.max(axis=1, keepdims=True)
         p = np.exp(z)
         return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)

@@ -118,3 +118,14 @@ def test_state_round_trip_and_chunking():
     _feed(b, x[1000:], block=13)
     assert a.state_dict()["params"].tolist() == b.state_dict()["params"].tolist()
     np.testing.assert_array_equal(a.history(), b.history())
+
+
+def test_rest_as_a_small_minority_still_found():
+    """Back-to-back cued gestures: rest is only ~8 % of the history."""
+    rng = np.random.default_rng(9)
+    n = 1200
+    x = rng.normal(2.7, 0.3, n)
+    x[500:596] = rng.normal(0.6, 0.07, 96)
+    mix = OnlineMixture(MixtureConfig())
+    _feed(mix, x)
+    assert mix.valid and abs(mix.rest_mean - 0.6) < 0.1 and abs(mix.active_mean - 2.7) < 0.1

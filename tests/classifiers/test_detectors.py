@@ -139,3 +139,16 @@ def test_activation_publishes_wrist_probabilities_when_active():
     np.testing.assert_allclose(p[active].sum(axis=1), 1.0, rtol=1e-5)
     quiet = (s[:, COL["value"]] < s[:, COL["release"]]) & (s[:, COL["armed"]] > 0) & ~active
     assert np.isnan(p[quiet]).all()
+
+
+def test_a_gap_in_the_data_ends_the_gesture():
+    """Two held gestures recorded back to back with 1 s of data missing between them: two onsets."""
+    rng = np.random.default_rng(6)
+    x = rng.normal(0, 2.0, (200 * 20, 8))
+    x[2000:3000] *= 12.0
+    x[3000:4000] *= 12.0
+    t = np.arange(len(x)) / 200.0
+    t[3000:] += 1.0  # the recording jumps over one second here
+    for size in (50, 4000):
+        _, s = _states(ActivationDetector(FILTERED, DetectorConfig()), Chunk(FILTERED, t, x), size=size)
+        assert len(_onsets(s[:, COL["active"]] > 0)) == 2
