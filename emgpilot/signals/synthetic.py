@@ -399,11 +399,28 @@ class _NoiseShape:
     ``spike_rate_hz`` / ``spike_share``: sparse spikes per channel and their share of the noise
     floor's power (real Myo rest is heavy-tailed: mostly quiet with sparse spikes, excess
     kurtosis 6-130, mean-absolute/RMS 0.4-0.75). Zero share keeps a Gaussian floor.
+    ``spatial`` / ``floor_spatial``: ``(neighbour, next-neighbour, common)`` weights that mix each
+    electrode's carrier (floor) with those of the electrodes around the ring and with a component
+    common to all (volume conduction, shared reference): real Myo channels correlate, about
+    0.3-0.65 between neighbours during gestures and 0.1-0.4 at rest. None: independent channels.
     """
 
     modulation_sd: float = 0.0
     spike_rate_hz: float = 0.0
     spike_share: float = 0.0
+    spatial: tuple[float, float, float] | None = None
+    floor_spatial: tuple[float, float, float] | None = None
+
+
+def ring_mixing(n_ch: int, neighbour: float, next_neighbour: float, common: float) -> np.ndarray:
+    """``[n_ch, n_ch + 1]`` matrix mixing independent unit-variance sources (one per electrode plus
+    a common one) into electrode signals of unit variance correlated around the ring."""
+    m = np.zeros((n_ch, n_ch + 1))
+    for k in range(n_ch):
+        for offset, weight in ((0, 1.0), (1, neighbour), (-1, neighbour), (2, next_neighbour), (-2, next_neighbour)):
+            m[k, (k + offset) % n_ch] += weight
+        m[k, n_ch] = common
+    return m / np.sqrt((m * m).sum(axis=1, keepdims=True))
 
 
 _SPIKE_POWER = 13.0 / 3.0  # E[a^2] of spike magnitudes uniform in [1, 3]
@@ -433,8 +450,12 @@ class _Carriers:
         self.filters = dict(_carrier_filters(fs))
         mod = signal.butter(1, 15.0, btype="lowpass", fs=fs, output="sos")
         self.filters["mod"] = (mod, _unit_gain(mod, fs))
-        # Filtered along the last axis ([channel, sample] layout), which sosfilt runs without copies.
-        self.zi = {k: np.zeros((f[0].shape[0], n_ch, 2)) for k, f in self.filters.items() if f is not None}
+        # With spatial mixing there is one more source than electrodes (the common component).
+        self.mix = None if shape.spatial is None else ring_mixing(n_ch, *shape.spatial)
+        self.floor_mix = None if shape.floor_spatial is None else ring_mixing(n_ch, *shape.floor_spatial)
+        self.n_src = n_ch + 1 if self.mix is not None or self.floor_mix is not None else n_ch
+        # Filtered along the last axis ([source, sample] layout), which sosfilt runs without copies.
+        self.zi = {k: np.zeros((f[0].shape[0], self.n_src, 2)) for k, f in self.filters.items() if f is not None}
         self.next_block = 0
         self.cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -458,7 +479,7 @@ class _Carriers:
             rng = _block_rng(self.seed, self.purpose, self.next_block)
             # Uniform draws are ~6x cheaper than normal ones; filtering (or summing three, for a
             # white floor) makes the result near-Gaussian anyway.
-            u = rng.random((7 if white_floor else 5, self.n_ch, self.n))
+            u = rng.random((7 if white_floor else 5, self.n_src, self.n))
             u -= 0.5
             w_lo = self.low_weight((self.next_block + 0.5) * BLOCK_S)
             carrier = self._filtered("hi", u[0])
@@ -482,6 +503,8 @@ class _Carriers:
                     sign = np.where(v[hit] / p < 0.5, 1.0, -1.0)
                     floor_in[hit] += sign * mag * math.sqrt(shape.spike_share / (p * _SPIKE_POWER))
                 floor = self._filtered("floor", floor_in, unit=1.0)
+            carrier = carrier[: self.n_ch] if self.mix is None else self.mix @ carrier
+            floor = floor[: self.n_ch] if self.floor_mix is None else self.floor_mix @ floor
             self.cache[self.next_block] = (np.ascontiguousarray(carrier.T), np.ascontiguousarray(floor.T))
             self.next_block += 1
         for old in [b for b in self.cache if b < block - 1]:
@@ -578,7 +601,13 @@ class SyntheticArm:
         self._n_performed = 0
 
         w = self.wearer
-        forearm_shape = _NoiseShape(w.emg_modulation_sd, w.rest_spike_rate_hz, w.rest_spike_share)
+        forearm_shape = _NoiseShape(
+            w.emg_modulation_sd,
+            w.rest_spike_rate_hz,
+            w.rest_spike_share,
+            spatial=(w.channel_coupling, 0.3 * w.channel_coupling, w.common_coupling),
+            floor_spatial=(w.floor_coupling, 0.3 * w.floor_coupling, 0.5 * w.common_coupling),
+        )
         self._carr_f = _Carriers(self.seed, _P_FOREARM, FOREARM_EMG.rate_hz, 8, self._low_band_weight, forearm_shape)
         self._carr_u = _Carriers(
             self.seed, _P_UPPER, UPPER_EMG.rate_hz, 2, self._low_band_weight, _NoiseShape(w.emg_modulation_sd)

@@ -77,8 +77,9 @@ BANDS_HZ = ((0, 10), (10, 20), (20, 48), (48, 52), (52, 58), (58, 62), (62, 100)
 
 
 def shape_stats(emg: np.ndarray, labels: np.ndarray, names: list[str], cls: str) -> dict[str, float] | None:
-    """Spectral band shares (% of power, Welch over 128-sample segments) and amplitude statistics
-    (mean-absolute / RMS, excess kurtosis, per channel then averaged) of one class's raw EMG."""
+    """Spectral band shares (% of power, Welch over 128-sample segments), amplitude statistics
+    (mean-absolute / RMS, excess kurtosis, per channel then averaged) and the mean correlation of
+    neighbouring and opposite electrodes of one class's raw EMG."""
     from scipy import signal, stats
 
     if cls not in names:
@@ -87,7 +88,7 @@ def shape_stats(emg: np.ndarray, labels: np.ndarray, names: list[str], cls: str)
     segments = [s for s in np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1) if len(s) >= 256]
     if not segments:
         return None
-    psd, ratio, kurt = [], [], []
+    psd, ratio, kurt, adj, opp = [], [], [], [], []
     for seg in segments:
         x = emg[seg[20:]].astype(np.float64)  # skip the first 100 ms: label edges
         x -= x.mean(axis=0)
@@ -96,11 +97,17 @@ def shape_stats(emg: np.ndarray, labels: np.ndarray, names: list[str], cls: str)
         rms = np.sqrt((x**2).mean(axis=0)) + 1e-9
         ratio.append(float(np.mean(np.abs(x).mean(axis=0) / rms)))
         kurt.append(float(np.mean(stats.kurtosis(x, axis=0))))
+        c = np.corrcoef(x.T)
+        n_ch = x.shape[1]
+        adj.append(float(np.mean([c[k, (k + 1) % n_ch] for k in range(n_ch)])))
+        opp.append(float(np.mean([c[k, (k + n_ch // 2) % n_ch] for k in range(n_ch)])))
     p = np.mean(psd, axis=0)
     total = p.sum()
     out = {f"{a}-{b} Hz": 100.0 * float(p[(f >= a) & (f < b)].sum() / total) for a, b in BANDS_HZ}
     out["mav/rms"] = float(np.median(ratio))
     out["kurtosis"] = float(np.median(kurt))
+    out["corr neighbours"] = float(np.median(adj))
+    out["corr opposite"] = float(np.median(opp))
     return out
 
 
@@ -125,7 +132,7 @@ def shape_table(root: Path, seeds: Iterable[int] = range(10)) -> str:
         for t0, dur, label in items:
             labels[(emg.t >= t0 + 0.3) & (emg.t < t0 + dur - 0.2)] = list(CLASSES).index(label)
         sets["synthetic"].append((emg.data, labels, list(CLASSES)))
-    cols = [f"{a}-{b} Hz" for a, b in BANDS_HZ] + ["mav/rms", "kurtosis"]
+    cols = [f"{a}-{b} Hz" for a, b in BANDS_HZ] + ["mav/rms", "kurtosis", "corr neighbours", "corr opposite"]
     # mav/rms needs two decimals: Gaussian noise gives 0.80, real rest ~0.65-0.75.
     lines = ["| set | class | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
     for name, recs in sets.items():
@@ -133,7 +140,10 @@ def shape_table(root: Path, seeds: Iterable[int] = range(10)) -> str:
             st = [r for r in (shape_stats(*rec, cls) for rec in recs) if r is not None]
             if st:
                 vals = [np.median([r[c] for r in st]) for c in cols]
-                cells = [f"{v:.2f}" if c == "mav/rms" else f"{v:.1f}" for c, v in zip(cols, vals, strict=True)]
+                cells = [
+                    f"{v:.1f}" if c.endswith("Hz") or c == "kurtosis" else f"{v:.2f}"
+                    for c, v in zip(cols, vals, strict=True)
+                ]
                 lines.append(f"| {name} | {cls} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -133,6 +133,9 @@ class Wearer:
         and their share of its power: real rest EMG is heavy-tailed, not Gaussian.
     emg_modulation_sd : log-sd of the fast amplitude fluctuation of muscle activity (real
         surface EMG is super-Gaussian).
+    channel_coupling, floor_coupling, common_coupling : how much each Myo electrode's muscle
+        signal (noise floor) mixes with its neighbours' and with a component common to all
+        electrodes (real neighbouring channels correlate).
     tonic : resting muscle tone as a fraction of peak activation (adds rest EMG).
     hum_hz : mains frequency (50 or 60, slightly off nominal); 50 Hz aliases onto itself and
         60 Hz stays at 60 Hz when sampled at 200 Hz.
@@ -164,6 +167,9 @@ class Wearer:
     rest_spike_rate_hz: float = 0.8
     rest_spike_share: float = 0.35
     emg_modulation_sd: float = 0.45
+    channel_coupling: float = 0.25
+    floor_coupling: float = 0.12
+    common_coupling: float = 0.25
     tonic: float = 0.01
     hum_hz: float = 50.0
     hum_forearm: float = 0.5
@@ -249,6 +255,9 @@ class Wearer:
             acc_noise_g=float(rng.uniform(0.003, 0.01)),
             elevation_deg=float(rng.uniform(-10.0, 20.0)),
             acc_scale=float(rng.uniform(0.95, 1.02)),
+            channel_coupling=float(rng.uniform(0.12, 0.35)),
+            floor_coupling=float(rng.uniform(0.03, 0.25)),
+            common_coupling=float(rng.uniform(0.1, 0.35)),
             seed=int(seed),
         )
 

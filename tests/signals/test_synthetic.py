@@ -298,7 +298,8 @@ def test_twenty_wearers_span_plausible_myo_levels():
     assert 1.2 <= rest_med.min() and rest_med.max() <= 6.5
     assert 3.5 <= fist_med.min() and fist_med.max() <= 45 and np.ptp(fist_med) > 10
     assert 15 <= ext_max.min() and ext_max.max() <= 110
-    assert (fist_med > 2 * rest_med).all()
+    # Weak fists exist (real: eval_Female0 and pre_Female8/9 have fist ~1.9 x rest) but are rare.
+    assert (fist_med > 1.6 * rest_med).all() and np.median(fist_med / rest_med) > 3
 
 
 def test_synthetic_levels_overlap_the_real_recordings(shared_data):
@@ -350,6 +351,11 @@ def test_myo_spectrum_and_amplitude_statistics_look_like_a_myo():
     assert all(0.68 < v < 0.79 for v in fist_ratio) and all(r["kurtosis"] > 0.5 for r in shapes["fist"])
     rest_kurtosis = [r["kurtosis"] for r in shapes["rest"]]
     assert min(rest_kurtosis) < 3 < max(rest_kurtosis)
+    # Neighbouring electrodes correlate (volume conduction), opposite ones barely.
+    for cls, lo, hi in (("rest", 0.05, 0.5), ("fist", 0.25, 0.7)):
+        neighbours = np.median([r["corr neighbours"] for r in shapes[cls]])
+        opposite = np.median([r["corr opposite"] for r in shapes[cls]])
+        assert lo < neighbours < hi and abs(opposite) < 0.2 and opposite < neighbours, (cls, neighbours, opposite)
 
 
 def test_myo_spectrum_and_statistics_match_the_real_recordings(shared_data):
@@ -373,6 +379,8 @@ def test_myo_spectrum_and_statistics_match_the_real_recordings(shared_data):
             v = np.median([x[band] for x in synth[cls]])
             if band.endswith("Hz"):
                 assert abs(v - np.median(r)) < 6.0, (cls, band, v, np.median(r))
+            elif band.startswith("corr"):
+                assert r.min() - 0.1 <= v <= r.max() + 0.1, (cls, band, v, r.min(), r.max())
             else:
                 assert r.min() * 0.9 - 0.5 <= v <= r.max() * 1.1 + 0.5, (cls, band, v, r.min(), r.max())
 
