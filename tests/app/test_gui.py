@@ -258,3 +258,23 @@ def test_screenshot_command(qtbot, tmp_path, no_leaks):
 
     img = QtGui.QImage(str(out))
     assert img.width() >= 800 and img.height() >= 500
+
+
+def test_no_arguments_open_the_demo_and_run_opens_the_window(monkeypatch, tmp_path):
+    """`emgpilot` alone -> `gui --demo`; `emgpilot run` without --headless -> the window (launch is stubbed)."""
+    from emgpilot.app import cli
+    from emgpilot.app.commands import gui as gui_cmd
+
+    opened = []
+    monkeypatch.setattr(gui_cmd, "launch", lambda spec, **kw: opened.append(spec) or 0)
+    assert cli.main([]) == 0
+    spec = opened[-1]
+    assert spec.source == "synthetic" and spec.drone == "sim" and spec.demo_idle and spec.auto_takeoff_s == 1.0
+    assert cli.main(["run", "--source", "synthetic", "--drone", "sim", "--seed", "4"]) == 0
+    spec = opened[-1]
+    assert spec.source == "synthetic" and spec.drone == "sim" and spec.seed == 4 and not spec.demo_idle
+    rec = tmp_path / "r.mcap"
+    rec.write_bytes(b"")
+    assert cli.main(["run", "--source", "replay", "--recording", str(rec), "--speed", "max"]) == 0
+    assert opened[-1].source == "recording" and math.isinf(opened[-1].speed)
+    assert cli.main(["gui", "--source", "recording"]) == 2  # a user error, not a traceback

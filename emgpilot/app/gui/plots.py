@@ -29,6 +29,7 @@ from emgpilot.signals.streams import (
 from emgpilot.signals.vocabulary import DECISION_CLASSES
 
 COLORS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324")
+CACHE = QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache
 MAX_POINTS = 1200  # about two points per horizontal pixel of a plot
 
 
@@ -104,7 +105,8 @@ class FastCurve(pg.PlotCurveItem):
 def cache_axes(plot: pg.PlotItem) -> None:
     """Static axes are painted once and blitted from a pixmap afterwards (they dominate frame time otherwise)."""
     for name in ("left", "right", "top"):
-        plot.getAxis(name).setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        plot.getAxis(name).setCacheMode(CACHE)
+    plot.titleLabel.setCacheMode(CACHE)  # text is costly to rasterise on every frame
     plot.vb.disableAutoRange()
 
 
@@ -161,6 +163,7 @@ class SignalPlots(pg.GraphicsLayoutWidget):
         for key, first_ch in (("accel", 4), ("gyro", 7)):
             p = self.plots[key]
             legend = p.addLegend(offset=(-5, 5), labelTextSize="7pt", colCount=3)
+            legend.setCacheMode(CACHE)
             for k, axis in enumerate("xyz"):
                 c = _curve(p, COLORS[k])
                 legend.addItem(c, axis)
@@ -343,6 +346,7 @@ class Timeline(pg.PlotWidget):
     """Rows of markers with labels: cues, gestures (recomputed and recorded), commands, safety."""
 
     MAX_LABELS = 300
+    LABELS_UP_TO_S = 120.0
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent, background="w")
@@ -358,6 +362,7 @@ class Timeline(pg.PlotWidget):
         self._labels: deque[pg.TextItem] = deque()
         self.count: dict[str, int] = dict.fromkeys(ROWS, 0)
         self._dirty = False
+        self._labels_shown = True
 
     def add(self, events: list[Event], recorded: bool = False) -> None:
         for ev in events:
@@ -369,6 +374,8 @@ class Timeline(pg.PlotWidget):
             self.count[row] += 1
             self._points.append({"pos": (ev.t, y), "brush": ROW_COLORS[row]})
             label = pg.TextItem(text, color=ROW_COLORS[row], anchor=(0, 1))
+            label.setCacheMode(CACHE)
+            label.setVisible(self._labels_shown)
             label.setPos(ev.t, y)
             self.addItem(label)
             self._labels.append(label)
@@ -385,6 +392,11 @@ class Timeline(pg.PlotWidget):
         self.scatter.clear()
 
     def refresh(self, x0: float, x1: float) -> None:
+        shown = x1 - x0 <= self.LABELS_UP_TO_S  # zoomed far out, labels would only pile up
+        if shown != self._labels_shown:
+            self._labels_shown = shown
+            for label in self._labels:
+                label.setVisible(shown)
         if self._dirty:
             self.scatter.setData(list(self._points))
             self._dirty = False
