@@ -3,16 +3,19 @@ biceps/triceps (1 kHz) generator with a ground-truth cue stream, for demos, test
 
 How the numbers are made (see also :mod:`emgpilot.signals.synthetic_model`):
 
-* Every signal is generated in fixed one-second blocks of absolute data time. Random inputs
-  (EMG carriers, noise, small involuntary movements, motion artefacts) come from a generator
-  seeded by ``(seed, block, purpose)``; band-limiting filters run block after block with their
-  state carried. Everything that depends on what the wearer does (muscle activation, forearm
-  angles) is a pure function of data time. So the output never depends on ``chunk_s`` or on how
-  fast it is read, and the same seed gives bit-identical data.
+* Every signal is generated in fixed blocks (:data:`BLOCK_S`) of absolute data time. Random
+  inputs (EMG carriers, noise, small involuntary movements, motion artefacts) come from a
+  generator seeded by ``(seed, block, purpose)``; band-limiting filters run block after block
+  with their state carried. Everything that depends on what the wearer does (muscle activation,
+  forearm angles) is a pure function of data time. So the output never depends on ``chunk_s``
+  or on how fast it is read, and the same seed gives bit-identical data.
 * EMG = sqrt(noise floor^2 + sum over muscles of (activation x strength x spatial gain)^2) times
-  a unit band-limited carrier (its spectrum slides lower with fatigue), plus powerline hum
-  (sampled, so 50 Hz at 200 Hz aliases naturally), motion artefacts and slow gain drift; then
-  int8 counts (Myo) or 10-bit ADC counts around the sensor's offset (MyoWare).
+  a unit-variance carrier, plus powerline hum (sampled, so 50 Hz at 200 Hz aliases naturally),
+  motion artefacts and slow gain drift; then int8 counts (Myo) or 10-bit ADC counts around the
+  sensor's offset (MyoWare). Carrier and floor have the Myo's spectrum (:func:`myo_front_end`),
+  super-Gaussian activity, a spiky rest floor and neighbouring channels that correlate, all
+  measured against real Myo recordings (``docs/readme/synthetic.md``); the spectrum slides
+  lower with fatigue.
 * IMU = the forearm's orientation (yaw, elevation, roll about the forearm axis, a small wave
   wobble) composed with the armband's rotation: quaternion, gravity plus small linear
   accelerations, and the body-frame angular rate with bias and noise, quantised like the Myo.
