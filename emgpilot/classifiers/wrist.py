@@ -15,12 +15,14 @@ Design
   dense layers. Trained in PyTorch (:mod:`emgpilot.classifiers.wrist_train`); inference is a
   plain numpy forward pass over weights read from a safetensors file (no pickles, no torch
   at run time, ~tens of microseconds per decision).
-* Armband rotation: the Myo sits rotated differently on each wearer. :class:`RotationEstimator`
-  derives a per-wearer reference from the wearer's own unlabelled activity (the phase of the
-  first circular harmonic of the mean spatial activity pattern) and ``WristModel.rotation``
-  rolls the electrodes back to the canonical orientation the network was trained in. Training
-  data is aligned the same way, with jitter, so estimation errors of about one electrode are
-  tolerated. See ``docs/readme/wrist.md`` for the measured effect.
+* Armband rotation: the Myo sits rotated differently on each wearer. The network is trained
+  jointly over gesture and electrode shift: the same network scores all eight circular shifts
+  of a window, and the loss asks for the right gesture *at shift 0* against all 32
+  (gesture, shift) pairs. It therefore learns to be unsure at wrong shifts, so
+  ``log p(shift | window)`` summed over a wearer's unlabelled active windows
+  (:func:`estimate_shift`, streaming: :class:`RotationEstimator`) finds how the armband sits,
+  and ``WristModel.rotation`` rolls the electrodes back. See ``docs/readme/wrist.md`` for the
+  measured effect.
 """
 
 from __future__ import annotations
@@ -90,116 +92,103 @@ def window_features(windows: np.ndarray) -> np.ndarray:
     return np.stack([log_mav, log_wl, zc, ssc, rel, ratio], axis=1).astype(np.float32)
 
 
-def activity_phase(features: np.ndarray, active_quantile: float = 0.5) -> float | None:
-    """Angle (radians) of the wearer's mean spatial activity pattern around the armband.
-
-    Uses the relative log amplitude (feature ``rel_log_mav``) of the more active windows
-    (total level above the ``active_quantile`` of the given windows), averages it, and returns
-    the phase of its first circular harmonic. ``None`` when there are no windows.
-    """
-    f = np.asarray(features)
-    if f.ndim != 3 or f.shape[0] == 0:
-        return None
-    level = f[:, 0].mean(axis=1)
-    active = level >= np.quantile(level, active_quantile)
-    profile = f[active, 4].mean(axis=0)
-    return phase_of_profile(profile)
-
-
-def phase_of_profile(profile: np.ndarray) -> float:
-    """Phase of the first circular harmonic of an electrode profile ``[C]``."""
-    c = profile.shape[-1]
-    k = np.exp(-2j * np.pi * np.arange(c) / c)
-    return float(np.angle(np.sum(profile * k)))
-
-
-def shift_from_phase(phase: float, reference_phase: float, channels: int = N_CHANNELS) -> float:
-    """Electrode shift (fractional, in ``[-C/2, C/2)``) that moves ``phase`` onto ``reference_phase``."""
-    step = 2 * np.pi / channels
-    delta = (phase - reference_phase) / step
-    return float((delta + channels / 2) % channels - channels / 2)
-
-
 def roll_channels(x: np.ndarray, shift: int, axis: int = -1) -> np.ndarray:
     """Rotate electrodes: output electrode ``i`` takes input electrode ``i + shift``."""
     return np.roll(x, -int(shift), axis=axis)
 
 
-@dataclass
-class RotationEstimator:
-    """Streaming estimate of how far the armband sits rotated from the training orientation.
+def shift_log_likelihood(model: WristModel, feats: np.ndarray) -> np.ndarray:
+    """``log p(shift | window)`` ``[B, C]`` from the joint (gesture, shift) scores of the network."""
+    z = model.logits_all_shifts(feats)  # [B, C, K]
+    flat = z.reshape(z.shape[0], -1)
+    m = flat.max(axis=1, keepdims=True)
+    lse_all = m[:, 0] + np.log(np.exp(flat - m).sum(axis=1))
+    zm = z.max(axis=2, keepdims=True)
+    lse_shift = zm[..., 0] + np.log(np.exp(z - zm).sum(axis=2))
+    return lse_shift - lse_all[:, None]
 
-    Feed it filtered windows (or their features) as they come; it keeps an exponential moving
-    average of the spatial activity pattern of active windows (level above a running rest
-    estimate) and reports the integer electrode shift for :meth:`WristModel.predict_proba`.
-    Until ``min_active`` active windows were seen it reports ``None`` (use no alignment).
 
-    Parameters
-    ----------
-    reference_phase : canonical phase the network was trained at (``WristModel.reference_phase``).
-    halflife : in active windows, of the moving average.
-    min_active : active windows needed before an estimate is given.
-    margin : log-level above the running rest level that counts as active (1.0 = ~2.7x).
+def shift_evidence(model: WristModel, feats: np.ndarray) -> np.ndarray:
+    """Per-window evidence ``[B, C]`` about the wearer's electrode shift.
+
+    ``log p(shift | window)`` weighted by the window's probability of not being rest (rest
+    windows say nothing about where the muscles are).
     """
-
-    reference_phase: float
-    halflife: float = 400.0
-    min_active: int = 40
-    margin: float = 1.0
-    channels: int = N_CHANNELS
-    _profile: np.ndarray = field(init=False, repr=False)
-    _rest_level: float | None = field(init=False, default=None, repr=False)
-    n_active: int = field(init=False, default=0)
-
-    def __post_init__(self) -> None:
-        self._profile = np.zeros(self.channels)
-
-    def update(self, windows_or_features: np.ndarray) -> None:
-        f = np.asarray(windows_or_features)
-        if f.ndim == 3 and f.shape[1] != N_FEATURES:
-            f = window_features(f)
-        alpha = 1.0 - 0.5 ** (1.0 / self.halflife)
-        for row in f:
-            level = float(row[0].mean())
-            # Rest level: fast to follow downwards, slow upwards, so gestures do not drag it up.
-            if self._rest_level is None:
-                self._rest_level = level
-            elif level < self._rest_level:
-                self._rest_level += 0.2 * (level - self._rest_level)
-            else:
-                self._rest_level += 0.002 * (level - self._rest_level)
-            if level > self._rest_level + self.margin:
-                self.n_active += 1
-                a = max(alpha, 1.0 / self.n_active)
-                self._profile += a * (row[4] - self._profile)
-
-    @property
-    def shift(self) -> int | None:
-        if self.n_active < self.min_active:
-            return None
-        s = shift_from_phase(phase_of_profile(self._profile), self.reference_phase, self.channels)
-        return int(np.round(s)) % self.channels
+    z = model.logits_all_shifts(feats)  # [B, C, K]
+    flat = z.reshape(z.shape[0], -1)
+    p = np.exp(flat - flat.max(axis=1, keepdims=True))
+    p = (p / p.sum(axis=1, keepdims=True)).reshape(z.shape)
+    p_rest = p[:, :, model.classes.index("rest")].sum(axis=1)
+    return shift_log_likelihood(model, feats) * (1.0 - p_rest)[:, None]
 
 
-def estimate_shift(model: WristModel, feats: np.ndarray, active_quantile: float = 0.5) -> int:
-    """Electrode shift under which the network is most confident on a wearer's unlabelled windows.
-
-    Scores each of the ``C`` circular shifts by the mean log-probability of the predicted class
-    over the more active windows (level above ``active_quantile``; rest windows say nothing
-    about orientation) and returns the best. A rotated armband makes the spatial patterns
-    look unlike anything seen in training, so the network is least sure at wrong shifts.
-    """
+def estimate_shift(model: WristModel, feats: np.ndarray) -> int:
+    """Most likely electrode shift of a wearer from unlabelled windows (features ``[B, F, C]``)."""
     f = np.asarray(feats)
     if f.ndim != 3 or f.shape[0] == 0:
         return 0
-    level = f[:, 0].mean(axis=1)
-    f = f[level >= np.quantile(level, active_quantile)]
-    scores = np.empty(model.channels)
-    for shift in range(model.channels):
-        z = model.logits_from_features(f, rotation=shift)
-        z = z - z.max(axis=1, keepdims=True)
-        scores[shift] = float(np.mean(-np.log(np.exp(z).sum(axis=1))))
-    return int(np.argmax(scores))
+    return int(np.argmax(shift_evidence(model, f).sum(axis=0)))
+
+
+@dataclass
+class RotationEstimator:
+    """Streaming estimate of the armband's rotation on the current wearer (no labels needed).
+
+    Accumulates :func:`shift_evidence` of the windows it is given, with exponential forgetting
+    (so a slipped armband is followed), on top of a prior that favours the standard placement
+    (shift 0). Use ``model.predict_proba(windows, rotation=estimator.shift)`` or set
+    ``model.rotation = estimator.shift``. Feeding every 4th decision window is plenty.
+
+    Parameters
+    ----------
+    model : the wrist model whose joint (gesture, shift) scores are used.
+    prior_nats : head start of shift 0, in nats of evidence (a few confident active windows).
+    halflife : windows after which old evidence counts half.
+    """
+
+    model: WristModel
+    prior_nats: float = 20.0
+    halflife: float = 2000.0
+    scores: np.ndarray = field(init=False)
+    n_windows: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.scores = np.zeros(self.model.channels)
+        self.scores[0] = self.prior_nats
+        self.n_windows = 0
+
+    def update(self, windows: np.ndarray) -> int:
+        """Add filtered windows ``[B, W, C]``; returns the current shift."""
+        return self.update_features(self.model.features(windows))
+
+    def update_features(self, feats: np.ndarray) -> int:
+        """Like :meth:`update` for precomputed features ``[B, F, C]``."""
+        ev = shift_evidence(self.model, feats)
+        decay = 0.5 ** (1.0 / self.halflife)
+        prior = np.zeros_like(self.scores)
+        prior[0] = self.prior_nats
+        for row in ev:
+            # Forget towards the prior, not towards zero, so the prior never fades away entirely.
+            self.scores = prior + decay * (self.scores - prior) + row
+        self.n_windows += len(ev)
+        return self.shift
+
+    @property
+    def shift(self) -> int:
+        return int(np.argmax(self.scores))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"scores": self.scores.copy(), "n_windows": self.n_windows}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        scores = np.asarray(state["scores"], dtype=np.float64)
+        if scores.shape != (self.model.channels,):
+            raise ValueError(f"rotation estimator state has shape {scores.shape}, expected ({self.model.channels},)")
+        self.scores = scores.copy()
+        self.n_windows = int(state["n_windows"])
 
 
 def _circ_conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
@@ -207,7 +196,8 @@ def _circ_conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarra
     k = weight.shape[2]
     half = k // 2
     taps = np.stack([np.roll(x, half - j, axis=2) for j in range(k)], axis=2)  # [B, Cin, K, E]
-    return np.einsum("bcke,ock->boe", taps, weight, optimize=True) + bias[None, :, None]
+    b, cin, _, e = taps.shape
+    return np.matmul(weight.reshape(weight.shape[0], cin * k), taps.reshape(b, cin * k, e)) + bias[None, :, None]
 
 
 @dataclass
@@ -228,7 +218,6 @@ class WristModel:
         self.classes: tuple[str, ...] = tuple(self.meta["classes"])
         self.window: int = int(self.meta["window"])
         self.channels: int = int(self.meta["channels"])
-        self.reference_phase: float = float(self.meta.get("reference_phase", 0.0))
         self._mean = self.tensors["feature_mean"].astype(np.float32)
         self._std = self.tensors["feature_std"].astype(np.float32)
         self._n_conv = int(self.meta["arch"]["n_conv"])
@@ -240,22 +229,36 @@ class WristModel:
         """Per-electrode features ``[B, F, C]`` of raw filtered windows ``[B, W, C]``."""
         return window_features(windows)
 
-    def new_rotation_estimator(self, **kwargs: Any) -> RotationEstimator:
-        return RotationEstimator(reference_phase=self.reference_phase, channels=self.channels, **kwargs)
-
-    def logits_from_features(self, feats: np.ndarray, rotation: int | None = None) -> np.ndarray:
-        shift = self.rotation if rotation is None else rotation
-        h = (feats - self._mean) / self._std
-        if shift:
-            h = roll_channels(h, shift, axis=2)
+    def _conv(self, h: np.ndarray) -> np.ndarray:
         for i in range(self._n_conv):
             h = np.maximum(_circ_conv(h, self.tensors[f"conv{i}.weight"], self.tensors[f"conv{i}.bias"]), 0.0)
+        return h
+
+    def _head(self, h: np.ndarray) -> np.ndarray:
         h = h.reshape(h.shape[0], -1)
         for i in range(self._n_dense):
             h = h @ self.tensors[f"dense{i}.weight"].T + self.tensors[f"dense{i}.bias"]
             if i < self._n_dense - 1:
                 h = np.maximum(h, 0.0)
         return h
+
+    def logits_from_features(self, feats: np.ndarray, rotation: int | None = None) -> np.ndarray:
+        """Logits ``[B, K]`` of features ``[B, F, C]`` under electrode shift ``rotation`` (default: ``rotation``)."""
+        shift = self.rotation if rotation is None else rotation
+        h = (feats - self._mean) / self._std
+        if shift:
+            h = roll_channels(h, shift, axis=2)
+        return self._head(self._conv(h))
+
+    def logits_all_shifts(self, feats: np.ndarray) -> np.ndarray:
+        """Logits ``[B, C, K]`` of every window under every electrode shift.
+
+        The circular convolutions commute with rolling the electrodes, so they run once.
+        """
+        h = self._conv((np.asarray(feats, dtype=np.float32) - self._mean) / self._std)
+        b, nh, c = h.shape
+        rolled = np.stack([np.roll(h, -s, axis=2) for s in range(c)], axis=1).reshape(b * c, nh, c)
+        return self._head(rolled).reshape(b, c, -1)
 
     def predict_proba(self, windows: np.ndarray, rotation: int | None = None) -> np.ndarray:
         """Class probabilities ``[B, 4]`` for filtered windows ``[B, W, 8]`` (float32).
@@ -311,13 +314,19 @@ def load_wrist_model(path: str | Path | None = None) -> WristModel:
 def benchmark_latency(model: WristModel | None = None, n_calls: int = 2000, seed: int = 0) -> dict[str, float]:
     """Time one decision (a batch of one window) on one core; returns microseconds per call.
 
-    Sets torch to one thread when torch is already imported (inference itself is numpy).
+    BLAS is limited to one thread (and torch too, if imported; inference itself is numpy).
     """
     import sys
 
+    from threadpoolctl import threadpool_limits
+
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(1)
-    model = model or load_wrist_model()
+    with threadpool_limits(limits=1):
+        return _time_calls(model or load_wrist_model(), n_calls, seed)
+
+
+def _time_calls(model: WristModel, n_calls: int, seed: int) -> dict[str, float]:
     rng = np.random.default_rng(seed)
     x = rng.normal(0, 10, size=(1, model.window, model.channels)).astype(np.float32)
     for _ in range(50):

@@ -7,10 +7,11 @@ with the same causal filter the live pipeline uses (:func:`emgpilot.classifiers.
 the live filter has no such start-up transient), cut into windows, and turned into
 per-electrode features.
 
-Rotation handling (measured in ``docs/readme/wrist.md``): every subject's windows are rolled
-to a canonical orientation derived from that subject's own unlabelled activity
-(:func:`emgpilot.classifiers.wrist.activity_phase`), and training adds random shifts of up to
-``jitter`` electrodes so that a slightly wrong estimate does not hurt.
+Rotation handling (measured in ``docs/readme/wrist.md``): with ``joint_rotation`` the network
+is trained over 4 gestures x 8 electrode shifts (:func:`_joint_loss`), so that a wearer's
+armband rotation can be estimated from their own unlabelled windows
+(:func:`emgpilot.classifiers.wrist.estimate_shift`). ``full_rotation`` (random shift
+augmentation, a rotation-invariant model) is kept for comparison.
 """
 
 from __future__ import annotations
@@ -33,12 +34,10 @@ from emgpilot.classifiers.wrist import (
     FEATURE_NAMES,
     N_CHANNELS,
     N_FEATURES,
+    RotationEstimator,
     WristModel,
-    activity_phase,
     conditioning_sos,
     estimate_shift,
-    roll_channels,
-    shift_from_phase,
     window_features,
 )
 
@@ -56,9 +55,9 @@ class TrainConfig:
     step: int = 5  # training windows every 25 ms
     eval_step: int = 10  # evaluation windows every 50 ms (LibEMG reference uses 50 ms)
     warmup: int = 20  # samples dropped at each segment start (filter start-up)
-    align: bool = False  # roll each subject to its own activity reference
-    jitter: int = 0  # random electrode shift in [-jitter, jitter] during training
-    full_rotation: bool = False  # random shift in 0..7 (rotation-invariant baseline)
+    full_rotation: bool = False  # random shift in 0..7 (rotation-invariant augmentation, for comparison)
+    joint_rotation: bool = True  # train p(gesture, rotation | window) over all 8 electrode shifts
+    rotation_smoothing: float = 0.0  # joint mode: target mass moved to the +-1 neighbouring shifts
     gain_sd: float = 0.3  # log-amplitude augmentation (per window), in natural-log units
     conv: tuple[int, ...] = (16, 16)
     dense: tuple[int, ...] = (32,)
@@ -79,7 +78,6 @@ class SubjectData:
     features: np.ndarray
     labels: np.ndarray
     segments: np.ndarray
-    phase: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -151,7 +149,7 @@ def load_subject(path: Path, window: int, step: int, warmup: int, keep_windows: 
     extra: dict[str, Any] = {"windows": x} if keep_windows else {}
     if "session" in data:
         extra["session"] = data["session"]
-    return SubjectData(path.stem, feats, y, s, activity_phase(feats), extra)
+    return SubjectData(path.stem, feats, y, s, extra)
 
 
 def subject_files(data_dir: Path, prefix: str) -> list[Path]:
@@ -202,20 +200,11 @@ def seed_everything(seed: int, threads: int) -> None:
     torch.use_deterministic_algorithms(True)
 
 
-def aligned(subject: SubjectData, cfg: TrainConfig, reference_phase: float) -> np.ndarray:
-    """The subject's features rolled to the canonical orientation (or unchanged)."""
-    if not cfg.align or subject.phase is None:
-        return subject.features
-    shift = int(np.round(shift_from_phase(subject.phase, reference_phase))) % N_CHANNELS
-    return roll_channels(subject.features, shift, axis=2)
-
-
 def train(subjects: Sequence[SubjectData], cfg: TrainConfig) -> WristModel:
     """Train on the given subjects; returns a numpy :class:`WristModel` (weights exported from torch)."""
     torch = _torch()
     seed_everything(cfg.seed, cfg.threads)
-    reference_phase = 0.0
-    feats = np.concatenate([aligned(s, cfg, reference_phase) for s in subjects]).astype(np.float32)
+    feats = np.concatenate([s.features for s in subjects]).astype(np.float32)
     labels = np.concatenate([s.labels for s in subjects]).astype(np.int64)
     mean = feats.mean(axis=(0, 2), keepdims=True)[0]  # [F, 1]: shared over electrodes (rotation-agnostic)
     std = feats.std(axis=(0, 2), keepdims=True)[0] + 1e-6
@@ -246,8 +235,6 @@ def train(subjects: Sequence[SubjectData], cfg: TrainConfig) -> WristModel:
                 xb = xb + g * gain_rows
             if cfg.full_rotation:
                 shifts = rng.integers(0, N_CHANNELS, size=len(idx))
-            elif cfg.jitter > 0:
-                shifts = rng.integers(-cfg.jitter, cfg.jitter + 1, size=len(idx))
             else:
                 shifts = None
             if shifts is not None:
@@ -255,7 +242,10 @@ def train(subjects: Sequence[SubjectData], cfg: TrainConfig) -> WristModel:
                 gidx = torch.from_numpy(np.broadcast_to(gather[:, None, :], xb.shape).copy())
                 xb = torch.gather(xb, 2, gidx)
             xb = (xb - mean_t) / std_t
-            loss = loss_fn(net(xb), y_all[idx])
+            if cfg.joint_rotation:
+                loss = _joint_loss(net, xb, y_all[idx], class_w, cfg.rotation_smoothing)
+            else:
+                loss = loss_fn(net(xb), y_all[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -263,10 +253,36 @@ def train(subjects: Sequence[SubjectData], cfg: TrainConfig) -> WristModel:
             total += float(loss.detach())
         log.debug("epoch %d loss %.4f", epoch, total / steps_per_epoch)
     log.info("trained on %d windows in %.1f s", n, time.perf_counter() - t0)
-    return export(net, cfg, mean, std, reference_phase, [s.name for s in subjects])
+    return export(net, cfg, mean, std, [s.name for s in subjects])
 
 
-def export(net, cfg: TrainConfig, mean: np.ndarray, std: np.ndarray, reference_phase: float, names: list[str]):
+def _joint_loss(net, xb, yb, class_w, smoothing: float):
+    """Cross-entropy over the 4 x 8 (gesture, shift) pairs; the true pair is (label, shift 0).
+
+    The same network scores every circular shift of the window, so it learns both the gesture
+    and which shift puts the wearer's electrodes into the canonical orientation -- and to be
+    unsure at wrong shifts, which is what lets a wearer's rotation be estimated later.
+    """
+    torch = _torch()
+    b, _, c = xb.shape
+    n_conv_modules = 2 * sum(isinstance(m, torch.nn.Conv1d) for m in net)
+    # Circular convolutions commute with rolling the electrodes: run them once, roll their output.
+    h = net[:n_conv_modules](xb)  # [B, H, C]
+    rolled = torch.stack([torch.roll(h, -r, dims=2) for r in range(c)], dim=1)  # [B, R, H, C]
+    logits = net[n_conv_modules:](rolled.reshape(b * c, h.shape[1], c)).reshape(b, c * len(CLASSES))  # r * 4 + g
+    logp = torch.log_softmax(logits, dim=1).reshape(b, c, len(CLASSES))
+    target = torch.zeros_like(logp)
+    rows = torch.arange(b)
+    target[rows, 0, yb] = 1.0 - smoothing
+    if smoothing > 0:
+        target[rows, 1, yb] = smoothing / 2
+        target[rows, c - 1, yb] = smoothing / 2
+    per_window = -(target * logp).sum(dim=(1, 2))
+    w = class_w[yb]
+    return (per_window * w).sum() / w.sum()
+
+
+def export(net, cfg: TrainConfig, mean: np.ndarray, std: np.ndarray, names: list[str]):
     """Torch module -> numpy tensors + metadata (the safetensors layout of the shipped weights)."""
     import torch
 
@@ -291,7 +307,6 @@ def export(net, cfg: TrainConfig, mean: np.ndarray, std: np.ndarray, reference_p
         "input_stream": "forearm_emg.filtered",
         "features": list(FEATURE_NAMES),
         "normalisation": "per-feature z-score with feature_mean/feature_std (shared over electrodes)",
-        "reference_phase": reference_phase,
         "arch": {"n_conv": len(convs), "n_dense": len(denses), "conv": list(cfg.conv), "dense": list(cfg.dense)},
         "train_config": _jsonable(asdict(cfg)),
         "training_subjects": names,
@@ -317,21 +332,42 @@ def save_model(model: WristModel, out_dir: Path, name: str = "wrist") -> Path:
 # --------------------------------------------------------------------------- evaluation
 
 
+ROTATION_MODES = ("fixed", "streaming", "estimated")
+
+
 def evaluate_subject(
-    model: WristModel, subject: SubjectData, rotation: int = 0, estimate_rotation: bool = False
+    model: WristModel, subject: SubjectData, rotation: int = 0, mode: str = "fixed", block: int = 20
 ) -> dict[str, float]:
-    """Window accuracy (4 classes) and flexion-vs-extension accuracy on active windows.
+    """Window accuracy (4 classes) and flexion-vs-extension accuracy on the wrist windows.
 
     ``rotation`` simulates the armband sitting that many electrodes further round (electrode
-    ``i`` then reads what electrode ``i - rotation`` read). With ``estimate_rotation`` the
-    model's shift is estimated from the subject's own unlabelled windows
-    (:func:`emgpilot.classifiers.wrist.estimate_shift`); otherwise no compensation.
+    ``i`` then reads what electrode ``i - rotation`` read). ``mode`` says how the model's shift
+    is chosen: ``fixed`` = 0 (trust the standard placement); ``streaming`` = a
+    :class:`~emgpilot.classifiers.wrist.RotationEstimator` fed the windows in recorded order,
+    each block of ``block`` windows classified with the estimate from the windows before it
+    (cold start included); ``estimated`` = :func:`~emgpilot.classifiers.wrist.estimate_shift`
+    over all of the subject's unlabelled windows.
     """
     feats = subject.features
     if rotation:
         feats = np.roll(feats, rotation, axis=2)
-    shift = estimate_shift(model, feats) if estimate_rotation else 0
-    logits = model.logits_from_features(feats, rotation=shift)
+    n = len(feats)
+    if mode == "fixed":
+        shifts = np.zeros(n, dtype=np.int64)
+    elif mode == "estimated":
+        shifts = np.full(n, estimate_shift(model, feats), dtype=np.int64)
+    elif mode == "streaming":
+        est = RotationEstimator(model)
+        shifts = np.empty(n, dtype=np.int64)
+        for a in range(0, n, block):
+            shifts[a : a + block] = est.shift
+            est.update_features(feats[a : a + block])
+    else:
+        raise ValueError(f"unknown rotation mode {mode!r}; expected one of {ROTATION_MODES}")
+    logits = np.empty((n, len(CLASSES)), dtype=np.float32)
+    for sh in np.unique(shifts):
+        rows = shifts == sh
+        logits[rows] = model.logits_from_features(feats[rows], rotation=int(sh))
     pred = logits.argmax(axis=1)
     y = subject.labels
     wrist = np.isin(y, (2, 3))
@@ -339,8 +375,9 @@ def evaluate_subject(
     return {
         "ca4": float(np.mean(pred == y)),
         "flex_ext": float(np.mean(two == y[wrist])) if wrist.any() else float("nan"),
-        "n": len(y),
-        "shift": int(shift),
+        "n": n,
+        "final_shift": int(shifts[-1]),
+        "correct_shift_fraction": float(np.mean(shifts == rotation % N_CHANNELS)),
     }
 
 
@@ -349,7 +386,7 @@ def cross_validate(
     cfg: TrainConfig,
     n_folds: int = 5,
     rotations: Sequence[int] = (0,),
-    estimate_rotation: bool = False,
+    mode: str = "fixed",
 ) -> dict[str, Any]:
     """Leave-people-out CV on the given (pre_*) subjects: folds of whole people."""
     people = sorted({person_of(s.name) for s in subjects})
@@ -362,7 +399,7 @@ def cross_validate(
         test_s = [s for s in subjects if person_of(s.name) in held]
         model = train(train_s, cfg)
         for s in test_s:
-            per_subject[s.name] = {r: evaluate_subject(model, s, r, estimate_rotation) for r in rotations}
+            per_subject[s.name] = {r: evaluate_subject(model, s, r, mode) for r in rotations}
         log.info("fold %d done (%d test subjects)", k, len(test_s))
     summary = {
         r: {
@@ -388,48 +425,78 @@ def evaluation_subjects(data_dir: Path, cfg: TrainConfig) -> list[SubjectData]:
 
 
 def evaluate_report(
-    model: WristModel, subjects: Sequence[SubjectData], rotations: Sequence[int] = tuple(range(N_CHANNELS))
+    model: WristModel,
+    subjects: Sequence[SubjectData],
+    rotations: Sequence[int] = tuple(range(N_CHANNELS)),
+    modes: Sequence[str] = ROTATION_MODES,
 ) -> dict[str, Any]:
-    """Per-subject CA (4 classes) and flexion-vs-extension accuracy, for each artificial rotation."""
-    per_subject = {s.name: {str(r): evaluate_subject(model, s, r) for r in rotations} for s in subjects}
-    mean = {
-        str(r): {
-            "ca4": float(np.mean([v[str(r)]["ca4"] for v in per_subject.values()])),
-            "flex_ext": float(np.mean([v[str(r)]["flex_ext"] for v in per_subject.values()])),
+    """Per-subject CA (4 classes) and flexion-vs-extension accuracy, per rotation mode and artificial rotation."""
+    out: dict[str, Any] = {}
+    for mode in modes:
+        per_subject = {s.name: {str(r): evaluate_subject(model, s, r, mode) for r in rotations} for s in subjects}
+        mean = {
+            str(r): {
+                key: float(np.mean([v[str(r)][key] for v in per_subject.values()]))
+                for key in ("ca4", "flex_ext", "correct_shift_fraction")
+            }
+            for r in rotations
         }
-        for r in rotations
-    }
-    return {"per_subject": per_subject, "mean": mean}
+        out[mode] = {"per_subject": per_subject, "mean": mean}
+    return out
 
 
 def train_and_evaluate(data_dir: Path, cfg: TrainConfig) -> tuple[WristModel, dict[str, Any]]:
     """Train the shipped model on the clean ``pre_*`` people and report on the ``eval_*`` people once."""
+    from threadpoolctl import threadpool_limits
+
+    # Many small matrix products: BLAS threads only fight each other (10x slower on a busy machine).
+    with threadpool_limits(limits=cfg.threads):
+        return _train_and_evaluate(data_dir, cfg)
+
+
+def _train_and_evaluate(data_dir: Path, cfg: TrainConfig) -> tuple[WristModel, dict[str, Any]]:
     t0 = time.perf_counter()
     train_s = training_subjects(data_dir, cfg)
     model = train(train_s, cfg)
-    train_s_time = time.perf_counter() - t0
-    report = evaluate_report(model, evaluation_subjects(data_dir, cfg))
-    report["train_seconds"] = round(train_s_time, 1)
+    train_seconds = time.perf_counter() - t0
+    modes = ROTATION_MODES if cfg.joint_rotation else ("fixed",)
+    report = evaluate_report(model, evaluation_subjects(data_dir, cfg), modes=modes)
+    report["train_seconds"] = round(train_seconds, 1)
     model.meta["seed"] = cfg.seed
     model.meta["eval"] = {
-        "subjects": sorted(report["per_subject"]),
+        "subjects": sorted(report["fixed"]["per_subject"]),
         "window_step": cfg.eval_step,
-        "ca4_mean": report["mean"]["0"]["ca4"],
-        "flex_ext_mean": report["mean"]["0"]["flex_ext"],
-        "per_subject_ca4": {k: v["0"]["ca4"] for k, v in report["per_subject"].items()},
-        "per_subject_flex_ext": {k: v["0"]["flex_ext"] for k, v in report["per_subject"].items()},
-        "ca4_by_rotation": {r: v["ca4"] for r, v in report["mean"].items()},
+        **{
+            mode: {
+                "ca4_mean": report[mode]["mean"]["0"]["ca4"],
+                "flex_ext_mean": report[mode]["mean"]["0"]["flex_ext"],
+                "per_subject_ca4": {k: v["0"]["ca4"] for k, v in report[mode]["per_subject"].items()},
+                "per_subject_flex_ext": {k: v["0"]["flex_ext"] for k, v in report[mode]["per_subject"].items()},
+                "ca4_by_rotation": {r: v["ca4"] for r, v in report[mode]["mean"].items()},
+            }
+            for mode in modes
+        },
     }
     return model, report
 
 
 def format_report(report: dict[str, Any]) -> str:
-    lines = ["subject          CA(4 classes)  flexion-vs-extension"]
-    for name, v in sorted(report["per_subject"].items()):
-        lines.append(f"{name:16s} {v['0']['ca4']:13.3f}  {v['0']['flex_ext']:20.3f}")
-    m = report["mean"]["0"]
-    lines.append(f"{'mean':16s} {m['ca4']:13.3f}  {m['flex_ext']:20.3f}")
-    lines.append("artificial armband rotation (electrodes): " + "  ".join(report["mean"].keys()))
-    lines.append("  CA(4) mean:    " + "  ".join(f"{v['ca4']:.3f}" for v in report["mean"].values()))
-    lines.append("  flex/ext mean: " + "  ".join(f"{v['flex_ext']:.3f}" for v in report["mean"].values()))
+    modes = [m for m in ROTATION_MODES if m in report]
+    lines = ["cross-subject window accuracy on people never trained on (armband as worn):"]
+    lines.append(f"{'subject':16s} " + "  ".join(f"{'CA4 ' + m:>16s} {'flex/ext ' + m:>18s}" for m in modes))
+    for name in sorted(report["fixed"]["per_subject"]):
+        cells = []
+        for m in modes:
+            v = report[m]["per_subject"][name]["0"]
+            cells.append(f"{v['ca4']:16.3f} {v['flex_ext']:18.3f}")
+        lines.append(f"{name:16s} " + "  ".join(cells))
+    cells = [f"{report[m]['mean']['0']['ca4']:16.3f} {report[m]['mean']['0']['flex_ext']:18.3f}" for m in modes]
+    lines.append(f"{'mean':16s} " + "  ".join(cells))
+    rots = list(report["fixed"]["mean"].keys())
+    lines.append("mean over subjects with the armband artificially rotated by r electrodes:")
+    lines.append(f"  {'r':22s}" + "".join(f"{r:>7s}" for r in rots))
+    for m in modes:
+        for key, label in (("ca4", "CA4"), ("flex_ext", "flex/ext")):
+            vals = "".join(f"{report[m]['mean'][r][key]:7.3f}" for r in rots)
+            lines.append(f"  {label + ' ' + m:22s}{vals}")
     return "\n".join(lines)

@@ -13,9 +13,11 @@ from emgpilot.classifiers import wrist_train as wt
 from emgpilot.classifiers.wrist import (
     CLASSES,
     N_FEATURES,
+    RotationEstimator,
     benchmark_latency,
     conditioning_sos,
     load_wrist_model,
+    shift_log_likelihood,
     window_features,
 )
 from emgpilot.signals.preprocess import EMGConditioner, EMGFilterConfig
@@ -97,7 +99,7 @@ def _synthetic_subjects(n_subjects: int = 3, n: int = 200) -> list[wt.SubjectDat
         y = rng.integers(0, 4, size=n)
         f = rng.normal(size=(n, N_FEATURES, 8)).astype(np.float32)
         f[np.arange(n), 0, y * 2] += 3.0  # each class lights one electrode
-        out.append(wt.SubjectData(f"synthetic{i}", f, y, np.zeros(n, np.int64), phase=0.0))
+        out.append(wt.SubjectData(f"synthetic{i}", f, y, np.zeros(n, np.int64)))
     return out
 
 
@@ -121,7 +123,7 @@ def test_numpy_forward_matches_torch():
     net = wt.build_net(cfg)
     mean = np.zeros((N_FEATURES, 1), np.float32)
     std = np.ones((N_FEATURES, 1), np.float32)
-    m = wt.export(net, cfg, mean, std, 0.0, [])
+    m = wt.export(net, cfg, mean, std, [])
     f = np.random.default_rng(2).normal(size=(7, N_FEATURES, 8)).astype(np.float32)
     with torch.no_grad():
         want = net(torch.from_numpy(f)).numpy()
@@ -156,3 +158,40 @@ def test_real_windows_of_an_unseen_person_beat_chance(shared_data, model):
     ca = float(np.mean(p.argmax(axis=1) == subject.labels))
     assert ca > 0.6, ca
     assert set(np.unique(subject.labels)) == {0, 1, 2, 3}
+
+
+def test_shift_scores_follow_a_rotated_armband(model):
+    """Rotating the electrodes by R moves every window's shift likelihood by R (equivariance)."""
+    rng = np.random.default_rng(4)
+    f = window_features(rng.normal(0, 20, size=(6, model.window, 8)) * rng.uniform(0.2, 3, size=(1, 1, 8)))
+    ll = shift_log_likelihood(model, f)
+    np.testing.assert_allclose(np.exp(ll).sum(axis=1), 1.0, rtol=1e-4)
+    for r in (1, 3, 6):
+        rolled = shift_log_likelihood(model, np.roll(f, r, axis=2))
+        np.testing.assert_allclose(rolled, np.roll(ll, r, axis=1), rtol=1e-4, atol=1e-4)
+
+
+def test_rotation_estimator_starts_at_standard_placement_and_round_trips(model):
+    est = RotationEstimator(model)
+    assert est.shift == 0
+    x = np.random.default_rng(5).normal(0, 20, size=(10, model.window, 8)).astype(np.float32)
+    est.update(x)
+    state = est.state_dict()
+    other = RotationEstimator(model)
+    other.load_state_dict(state)
+    np.testing.assert_array_equal(other.scores, est.scores)
+    assert other.n_windows == 10
+    with pytest.raises(ValueError, match="shape"):
+        other.load_state_dict({"scores": np.zeros(3), "n_windows": 0})
+
+
+@pytest.mark.data
+def test_rotation_estimator_finds_a_rotated_armband_on_an_unseen_person(shared_data, model):
+    cfg = wt.TrainConfig(window=model.window)
+    subject = wt.load_subject(shared_data / "cote_allard_myo" / "eval_Male1.npz", cfg.window, 20, cfg.warmup, True)
+    windows = np.roll(subject.extra["windows"], 3, axis=2)  # armband 3 electrodes further round
+    est = RotationEstimator(model)
+    est.update(windows)
+    assert est.shift == 3
+    p = model.predict_proba(windows, rotation=est.shift)
+    assert float(np.mean(p.argmax(axis=1) == subject.labels)) > 0.6

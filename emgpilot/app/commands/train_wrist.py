@@ -26,6 +26,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="folder for wrist.safetensors/.json (default: ./wrist_model)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the shipped model's)")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the shipped model's)")
+    p.add_argument(
+        "--rotation",
+        choices=["joint", "augment", "none"],
+        default="joint",
+        help=(
+            "armband-rotation handling: joint = learn gesture x electrode shift so the wearer's rotation can be "
+            "estimated (shipped); augment = random rotations (invariant model); none = baseline"
+        ),
+    )
     p.add_argument("--json", action="store_true", help="print the full evaluation report as JSON")
     p.set_defaults(func=run)
 
@@ -46,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         if args.epochs < 1:
             raise CLIError("--epochs must be at least 1")
         cfg = replace(cfg, epochs=args.epochs)
+    cfg = replace(cfg, joint_rotation=args.rotation == "joint", full_rotation=args.rotation == "augment")
     try:
         model, report = train_and_evaluate(data, cfg)
     except (FileNotFoundError, ValueError) as e:
