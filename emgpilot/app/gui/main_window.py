@@ -704,6 +704,8 @@ class MainWindow(QtWidgets.QMainWindow):
             parts.append(f"gaps {s.gaps}, dropped {s.dropped_samples} samples")
             if s.recorder.writer is not None:
                 self.record_label.setText(f"\u25cf {s.recorder.elapsed_s:.1f} s")
+            if s.runner.error is not None:
+                parts.append(f"source stopped: {s.runner.error}")
             errors = list(s.actions.errors)
             if errors:
                 parts.append(f"last error: {errors[-1]}")

@@ -22,6 +22,25 @@ from emgpilot.signals.streams import Chunk, Event, Message, StreamInfo, message_
 _FAST_BATCH = 500  # messages per read while fast-forwarding (keeps the runner responsive to stop)
 
 
+_CACHE: dict[tuple[str, int, int], Recording] = {}
+
+
+def open_cached(path: str | Path) -> Recording:
+    """Open a recording, reusing the last one if the file did not change (seeking reopens the session)."""
+    p = Path(path)
+    try:
+        st = p.stat()
+    except OSError:
+        return open_recording(p)  # raises the reader's clear error
+    key = (str(p.resolve()), st.st_mtime_ns, st.st_size)
+    rec = _CACHE.get(key)
+    if rec is None:
+        rec = open_recording(p)
+        _CACHE.clear()  # keep one: recordings can be large
+        _CACHE[key] = rec
+    return rec
+
+
 class ReplaySource:
     """Device over a recording's source streams with pause, speed and a start offset.
 
@@ -42,7 +61,7 @@ class ReplaySource:
         start_at: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        rec = path_or_recording if isinstance(path_or_recording, Recording) else open_recording(path_or_recording)
+        rec = path_or_recording if isinstance(path_or_recording, Recording) else open_cached(path_or_recording)
         if not speed > 0:
             raise ValueError(f"replay speed must be positive, not {speed}")
         self.recording = rec

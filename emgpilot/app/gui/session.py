@@ -316,6 +316,8 @@ class Session:
             backend = open_backend("sim")
             self.pilot = Pilot(backend, mapping=mapping, clock=clock)
             self.pilot.connect()
+            if live:  # live sensors: staleness is checked on the wall clock even when no data arrives
+                self.pilot.start_watchdog()
             self.drone_status = "simulator connected"
             return
         if kind == "virtual":
