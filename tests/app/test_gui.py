@@ -278,3 +278,21 @@ def test_no_arguments_open_the_demo_and_run_opens_the_window(monkeypatch, tmp_pa
     assert cli.main(["run", "--source", "replay", "--recording", str(rec), "--speed", "max"]) == 0
     assert opened[-1].source == "recording" and math.isinf(opened[-1].speed)
     assert cli.main(["gui", "--source", "recording"]) == 2  # a user error, not a traceback
+
+
+def test_live_myo_on_a_fake_dongle_streams_into_the_window(qtbot, tmp_path, no_leaks):
+    """The live path: the Myo driver (BLED112 protocol on a pseudo-terminal) read by the runner thread."""
+    from emgpilot.signals.fakes import FakeMyoDongle
+
+    fake = FakeMyoDongle(tmp_path / "ttyMyo")
+    port = fake.start()
+    try:
+        win = make_window(qtbot, tmp_path, SessionSpec(source="myo", myo_port=port, drone="sim"))
+        assert win.session is not None, win._last_message
+        qtbot.waitUntil(lambda: win.store.samples.get("forearm_emg", 0) >= 200, timeout=WAIT_MS)
+        qtbot.waitUntil(lambda: win.store.samples.get("forearm_imu", 0) >= 50, timeout=WAIT_MS)
+        assert "drone_telemetry" in win.store.buffers
+        assert "dropped" in win.session.device_counters()
+        win.close()
+    finally:
+        fake.stop()

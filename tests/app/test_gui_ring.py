@@ -227,3 +227,29 @@ def test_settings_round_trip_and_bad_files(tmp_path, caplog):
     assert "unknown key 'unknown'" in caplog.text and "source should be str" in caplog.text
     path.write_text("not toml [", encoding="utf-8")
     assert GuiSettings.load(path) == GuiSettings()
+
+
+def test_device_counters_sum_the_parts_of_a_composite_device():
+    from emgpilot.app.gui.session import Session
+
+    class Fake:
+        def __init__(self, stats):
+            self._stats = stats
+
+        def stats(self):
+            return self._stats
+
+    class Holder:
+        pass
+
+    holder = Holder()
+    holder.device = Holder()
+    holder.device.inner = Fake(
+        {"myo": {"status": "streaming", "dropped": 3, "battery": 80}, "myoware": {"status": "streaming", "dropped": 2}}
+    )
+    out = Session.device_counters(holder)
+    assert out == {"dropped": 5, "status": "streaming/streaming", "battery": 80}
+    holder.device.inner = Fake({"status": "searching", "dropped": 0})
+    assert Session.device_counters(holder) == {"dropped": 0, "status": "searching"}
+    holder.device.inner = object()
+    assert Session.device_counters(holder) == {}

@@ -702,6 +702,12 @@ class MainWindow(QtWidgets.QMainWindow):
             if lat:
                 parts.append(f"latency {statistics.median(lat):.1f} ms (max {max(lat):.0f})")
             parts.append(f"gaps {s.gaps}, dropped {s.dropped_samples} samples")
+            counters = s.device_counters()
+            if counters:
+                text = f"device {counters.get('status', '')} dropped {counters['dropped']} packets"
+                if "battery" in counters:
+                    text += f", Myo battery {counters['battery']} %"
+                parts.append(text)
             if s.recorder.writer is not None:
                 self.record_label.setText(f"\u25cf {s.recorder.elapsed_s:.1f} s")
             if s.runner.error is not None:

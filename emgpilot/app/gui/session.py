@@ -301,6 +301,25 @@ class Session:
     def finished(self) -> bool:
         return self.runner.done
 
+    def device_counters(self) -> dict[str, Any]:
+        """Driver counters for the status bar (live drivers): packets dropped, link status, battery.
+
+        Reads counters the driver thread updates (no I/O); a composite device sums its parts.
+        """
+        stats = getattr(self.device.inner, "stats", None)
+        if not callable(stats):
+            return {}
+        raw = stats()
+        parts = [v for v in raw.values() if isinstance(v, dict)] or [raw]
+        out: dict[str, Any] = {"dropped": sum(int(p.get("dropped", 0) or 0) for p in parts)}
+        status = [str(p["status"]) for p in parts if "status" in p]
+        if status:
+            out["status"] = "/".join(status)
+        battery = [p["battery"] for p in parts if p.get("battery") is not None]
+        if battery:
+            out["battery"] = battery[0]
+        return out
+
     # ------------------------------------------------------------------ drone
     def _open_drone(self) -> None:
         kind = self.spec.drone
