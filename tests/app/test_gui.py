@@ -296,3 +296,13 @@ def test_live_myo_on_a_fake_dongle_streams_into_the_window(qtbot, tmp_path, no_l
         win.close()
     finally:
         fake.stop()
+
+
+def test_no_display_is_a_clear_error(monkeypatch, capsys):
+    from emgpilot.app import cli
+
+    monkeypatch.setattr("sys.platform", "linux")
+    for var in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(var, raising=False)
+    assert cli.main(["gui", "--demo"]) == 2
+    assert "no display" in capsys.readouterr().err

@@ -106,8 +106,19 @@ def launch(spec, screenshot: str | None = None, settings: str | None = None) -> 
     """Open the window (and run the Qt event loop until it closes)."""
     from emgpilot.app.cli import CLIError
 
-    if screenshot and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
-        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    no_display = (
+        sys.platform.startswith("linux")
+        and not os.environ.get("DISPLAY")
+        and not os.environ.get("WAYLAND_DISPLAY")
+        and not os.environ.get("QT_QPA_PLATFORM")
+    )
+    if no_display:
+        if not screenshot:
+            raise CLIError(
+                "no display to open the window on (DISPLAY is not set): use `emgpilot run --headless ...`, "
+                "or xvfb-run, or QT_QPA_PLATFORM=offscreen"
+            )
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
     try:
         from PyQt6 import QtCore, QtWidgets
     except ImportError as e:

@@ -322,13 +322,17 @@ ROW_COLORS = {"cue": "#808080", "gesture": "#4363d8", "recorded": "#e6194b", "co
 
 
 def event_row(ev: Event, recorded: bool = False) -> tuple[str, str, str] | None:
-    """(timeline row, short text, detail) of an event; None for events not shown."""
+    """(timeline row, short text, detail) of an event; None for events not shown.
+
+    Of a recording's own derived events only the gestures are shown (the *recorded* row)."""
+    if recorded:
+        return ("recorded", ev.gesture, f"confidence {ev.confidence:.2f}") if isinstance(ev, GestureEvent) else None
     if isinstance(ev, CueEvent):
         return "cue", ev.label, ""
     if isinstance(ev, GestureEvent):
-        return ("recorded" if recorded else "gesture"), ev.gesture, f"confidence {ev.confidence:.2f}"
+        return "gesture", ev.gesture, f"confidence {ev.confidence:.2f}"
     if isinstance(ev, CommandEvent):
-        if recorded or not ev.source.startswith(("safety", "user", "mapper")):
+        if not ev.source.startswith(("safety", "user", "mapper")):
             return None
         if ev.source.startswith("mapper"):
             return None  # what the mapper asked; the safety row says what was sent or refused
