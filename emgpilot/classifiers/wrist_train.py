@@ -68,6 +68,9 @@ class TrainConfig:
     weight_decay: float = 1e-4
     seed: int = 0
     threads: int = 1
+    myo_readings: bool = False  # also train on myo_readings people (cue-labelled), aligned by a first model
+    cued_step: int = 40  # window step for myo_readings (it has ~10x more data per person)
+    cued_settle: int = 200  # myo_readings: skip windows within 1 s after a cue change (labels lag movement)
 
 
 @dataclass
@@ -109,11 +112,20 @@ def class_map(class_names: Sequence[str]) -> np.ndarray:
 
 
 def segment_windows(
-    emg: np.ndarray, labels: np.ndarray, segment: np.ndarray, table: np.ndarray, window: int, step: int, warmup: int
+    emg: np.ndarray,
+    labels: np.ndarray,
+    segment: np.ndarray,
+    table: np.ndarray,
+    window: int,
+    step: int,
+    warmup: int,
+    settle: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Causally filter each segment and cut windows; keep windows whose segment label is one of ours.
 
-    A window's label is the label of its last sample (the decision time).
+    A window's label is the label of its last sample (the decision time). With ``settle`` > 0
+    (per-sample cue labels), windows that start less than ``settle`` samples after a label
+    change are skipped: the wearer has not yet followed the cue.
     """
     sos = conditioning_sos()
     xs, ys, ss = [], [], []
@@ -129,6 +141,12 @@ def segment_windows(
             continue
         y = lab[ends - 1]
         keep = y >= 0
+        if settle > 0:
+            changes = np.flatnonzero(np.diff(labels[idx]) != 0) + 1
+            if len(changes):
+                pos = np.searchsorted(changes, ends - 1, side="right") - 1
+                since = np.where(pos >= 0, ends - window - changes[np.maximum(pos, 0)], np.iinfo(np.int64).max)
+                keep &= since >= settle
         ends, y = ends[keep], y[keep]
         if len(ends) == 0:
             continue
@@ -150,6 +168,28 @@ def load_subject(path: Path, window: int, step: int, warmup: int, keep_windows: 
     if "session" in data:
         extra["session"] = data["session"]
     return SubjectData(path.stem, feats, y, s, extra)
+
+
+def load_cued_subject(path: Path, cfg: TrainConfig) -> SubjectData:
+    """A ``myo_readings`` person: per-sample cue labels, all sessions, transitions skipped."""
+    data = load_recording(path)
+    table = class_map(data["class_names"])
+    x, y, s = segment_windows(
+        data["emg"], data["labels"], data["segment"], table, cfg.window, cfg.cued_step, cfg.warmup, cfg.cued_settle
+    )
+    return SubjectData(path.stem, window_features(x), y, s)
+
+
+# myo_readings people not used: right_32185 runs at ~240 Hz, left_44444 wears it on the left arm (mirrored).
+CUED_EXCLUDED = ("right_32185", "left_44444")
+
+
+def cued_files(data_dir: Path) -> list[Path]:
+    folder = Path(data_dir) / "myo_readings"
+    files = [p for p in sorted(folder.glob("*.npz")) if p.stem not in CUED_EXCLUDED]
+    if not files:
+        raise FileNotFoundError(f"no myo_readings recordings in {folder}")
+    return files
 
 
 def subject_files(data_dir: Path, prefix: str) -> list[Path]:
@@ -200,8 +240,23 @@ def seed_everything(seed: int, threads: int) -> None:
     torch.use_deterministic_algorithms(True)
 
 
-def train(subjects: Sequence[SubjectData], cfg: TrainConfig) -> WristModel:
-    """Train on the given subjects; returns a numpy :class:`WristModel` (weights exported from torch)."""
+def train(subjects: Sequence[SubjectData], cfg: TrainConfig, extra: Sequence[SubjectData] = ()) -> WristModel:
+    """Train on the given subjects; returns a numpy :class:`WristModel` (weights exported from torch).
+
+    ``extra`` people (other recordings, unknown armband rotation) are first aligned to the
+    canonical orientation with a model trained on ``subjects`` alone
+    (:func:`~emgpilot.classifiers.wrist.estimate_shift`), then added to the training set.
+    """
+    if extra:
+        first = train(subjects, cfg)
+        shifts = {e.name: estimate_shift(first, e.features) for e in extra}
+        log.info("extra people aligned with shifts %s", shifts)
+        aligned = [
+            SubjectData(e.name, np.roll(e.features, -shifts[e.name], axis=2), e.labels, e.segments) for e in extra
+        ]
+        model = train([*subjects, *aligned], cfg)
+        model.meta["extra_people_shifts"] = shifts
+        return model
     torch = _torch()
     seed_everything(cfg.seed, cfg.threads)
     feats = np.concatenate([s.features for s in subjects]).astype(np.float32)
@@ -387,6 +442,7 @@ def cross_validate(
     n_folds: int = 5,
     rotations: Sequence[int] = (0,),
     mode: str = "fixed",
+    extra: Sequence[SubjectData] = (),
 ) -> dict[str, Any]:
     """Leave-people-out CV on the given (pre_*) subjects: folds of whole people."""
     people = sorted({person_of(s.name) for s in subjects})
@@ -397,7 +453,7 @@ def cross_validate(
     for k, held in enumerate(folds):
         train_s = [s for s in subjects if person_of(s.name) not in held]
         test_s = [s for s in subjects if person_of(s.name) in held]
-        model = train(train_s, cfg)
+        model = train(train_s, cfg, extra)
         for s in test_s:
             per_subject[s.name] = {r: evaluate_subject(model, s, r, mode) for r in rotations}
         log.info("fold %d done (%d test subjects)", k, len(test_s))
@@ -418,6 +474,10 @@ def training_subjects(data_dir: Path, cfg: TrainConfig) -> list[SubjectData]:
     """All ``pre_*`` except the three files that are eval_Female0's person."""
     files = [p for p in subject_files(data_dir, "pre") if p.stem not in SAME_PERSON_AS_EVAL_FEMALE0]
     return [load_subject(p, cfg.window, cfg.step, cfg.warmup) for p in files]
+
+
+def extra_training_subjects(data_dir: Path, cfg: TrainConfig) -> list[SubjectData]:
+    return [load_cued_subject(p, cfg) for p in cued_files(data_dir)] if cfg.myo_readings else []
 
 
 def evaluation_subjects(data_dir: Path, cfg: TrainConfig) -> list[SubjectData]:
@@ -457,7 +517,7 @@ def train_and_evaluate(data_dir: Path, cfg: TrainConfig) -> tuple[WristModel, di
 def _train_and_evaluate(data_dir: Path, cfg: TrainConfig) -> tuple[WristModel, dict[str, Any]]:
     t0 = time.perf_counter()
     train_s = training_subjects(data_dir, cfg)
-    model = train(train_s, cfg)
+    model = train(train_s, cfg, extra_training_subjects(data_dir, cfg))
     train_seconds = time.perf_counter() - t0
     modes = ROTATION_MODES if cfg.joint_rotation else ("fixed",)
     report = evaluate_report(model, evaluation_subjects(data_dir, cfg), modes=modes)

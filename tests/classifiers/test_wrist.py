@@ -195,3 +195,16 @@ def test_rotation_estimator_finds_a_rotated_armband_on_an_unseen_person(shared_d
     assert est.shift == 3
     p = model.predict_proba(windows, rotation=est.shift)
     assert float(np.mean(p.argmax(axis=1) == subject.labels)) > 0.6
+
+
+def test_cued_windows_skip_the_settling_time_after_a_cue():
+    n = 600
+    emg = np.random.default_rng(6).integers(-20, 20, size=(n, 8)).astype(np.int8)
+    labels = np.zeros(n, np.int64)
+    labels[300:] = 1  # file's class 1 = our "fist"
+    table = np.array([0, 1])
+    _, y, _ = wt.segment_windows(emg, labels, np.zeros(n, np.int64), table, 40, 10, 0, settle=0)
+    _, y_settled, _ = wt.segment_windows(emg, labels, np.zeros(n, np.int64), table, 40, 10, 0, settle=100)
+    assert set(y) == set(y_settled) == {0, 1}
+    # Windows ending at 310..430 start before the cue at 300 or less than 100 samples after it.
+    assert len(y) - len(y_settled) == 13

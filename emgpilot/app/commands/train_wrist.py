@@ -35,6 +35,12 @@ def register(sub: argparse._SubParsersAction) -> None:
             "estimated (shipped); augment = random rotations (invariant model); none = baseline"
         ),
     )
+    p.add_argument(
+        "--myo-readings",
+        choices=["on", "off"],
+        default=None,
+        help="also train on the myo_readings people, aligned to the standard placement (default: as shipped)",
+    )
     p.add_argument("--json", action="store_true", help="print the full evaluation report as JSON")
     p.set_defaults(func=run)
 
@@ -55,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
         if args.epochs < 1:
             raise CLIError("--epochs must be at least 1")
         cfg = replace(cfg, epochs=args.epochs)
+    if args.myo_readings is not None:
+        cfg = replace(cfg, myo_readings=args.myo_readings == "on")
     cfg = replace(cfg, joint_rotation=args.rotation == "joint", full_rotation=args.rotation == "augment")
     try:
         model, report = train_and_evaluate(data, cfg)
