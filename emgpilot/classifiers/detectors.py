@@ -333,6 +333,7 @@ INFOMAX_HISTORY = 256  # active windows kept for choosing the electrode shift
 INFOMAX_MIN = 60  # active windows needed before the first choice
 INFOMAX_EVERY = 30  # active windows between choices
 INFOMAX_MARGIN = 0.02
+ESTIMATOR_EVERY = 4  # active windows per rotation-estimator update
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -344,32 +345,23 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 def _resolve_rotation_mode(mode: str, wrist: WristClassifier | None) -> str:
     """How the armband's rotation is handled for this model.
 
-    ``estimator``: the model was trained on rotation-aligned data and brings its own estimator;
-    ``infomax``: choose the shift that makes the model's answers most informative (see
-    :meth:`ActivationDetector._infomax_shift`); ``none``: use windows as they are.
-    ``auto`` picks the estimator for aligned weights, else infomax when the model exposes
-    ``features``/``logits_from_features``, else none.
+    ``estimator``: the network scores gesture and electrode shift jointly and
+    :class:`emgpilot.classifiers.wrist.RotationEstimator` accumulates the wearer's shift from
+    active windows; ``infomax``: choose the shift that makes the model's answers most informative
+    (see :meth:`ActivationDetector._infomax_shift`); ``none``: windows as they are. ``auto``
+    picks the estimator when the model supports it, else none.
     """
     if wrist is None:
         return "none"
     has_logits = hasattr(wrist, "features") and hasattr(wrist, "logits_from_features")
+    joint = has_logits and hasattr(wrist, "logits_all_shifts")
     if mode == "auto":
-        if hasattr(wrist, "new_rotation_estimator") and _trained_aligned(wrist):
-            return "estimator"
-        return "infomax" if has_logits else "none"
-    if mode == "estimator" and not hasattr(wrist, "new_rotation_estimator"):
-        raise ValueError("this wrist model has no rotation estimator")
+        return "estimator" if joint else "none"
+    if mode == "estimator" and not joint:
+        raise ValueError("this wrist model does not score electrode shifts (no rotation estimator)")
     if mode == "infomax" and not has_logits:
         raise ValueError("this wrist model does not expose features/logits for the infomax rotation choice")
     return mode
-
-
-def _trained_aligned(wrist: WristClassifier) -> bool:
-    """Whether the model was trained on rotation-aligned data (then the runtime alignment applies)."""
-    meta = getattr(wrist, "meta", None)
-    if not isinstance(meta, dict):
-        return False
-    return bool(meta.get("train_config", {}).get("align", True))
 
 
 class ActivationDetector(WindowedDetector):
@@ -406,8 +398,11 @@ class ActivationDetector(WindowedDetector):
     def reset(self) -> None:
         super().reset()
         self._estimator = None
+        self._est_count = 0
         if self.rotation_mode == "estimator":
-            self._estimator = self.wrist.new_rotation_estimator()  # type: ignore[union-attr]
+            from emgpilot.classifiers.wrist import RotationEstimator
+
+            self._estimator = RotationEstimator(model=self.wrist)
         n_feat = 0
         if self.rotation_mode == "infomax":
             probe = self.wrist.features(np.zeros((1, self.window, self.source.n_channels), np.float32))  # type: ignore[union-attr]
@@ -419,12 +414,7 @@ class ActivationDetector(WindowedDetector):
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
         if self._estimator is not None:
-            est = self._estimator
-            state["rotation"] = {
-                "profile": est._profile.copy(),
-                "rest_level": math.nan if est._rest_level is None else est._rest_level,
-                "n_active": est.n_active,
-            }
+            state["rotation"] = {**self._estimator.state_dict(), "count": self._est_count}
         state["infomax"] = {"ring": self._im_ring.copy(), "count": self._im_count, "shift": self._im_shift}
         return state
 
@@ -434,10 +424,9 @@ class ActivationDetector(WindowedDetector):
         im = state.pop("infomax")
         super().load_state_dict(state)
         if self._estimator is not None and rot is not None:
-            self._estimator._profile = np.asarray(rot["profile"], dtype=np.float64).copy()
-            rest = float(rot["rest_level"])
-            self._estimator._rest_level = None if math.isnan(rest) else rest
-            self._estimator.n_active = int(rot["n_active"])
+            rot = dict(rot)
+            self._est_count = int(rot.pop("count"))
+            self._estimator.load_state_dict(rot)
         self._im_ring = np.asarray(im["ring"], dtype=np.float32).copy()
         self._im_count = int(im["count"])
         self._im_shift = int(im["shift"])
@@ -446,7 +435,7 @@ class ActivationDetector(WindowedDetector):
     def electrode_shift(self) -> int:
         """Electrode shift currently applied before the wrist network (0 = none)."""
         if self._estimator is not None:
-            return int(self._estimator.shift or 0)
+            return int(self._estimator.shift)
         return self._im_shift
 
     def features(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -484,9 +473,13 @@ class ActivationDetector(WindowedDetector):
         shifts = np.empty(len(feats), dtype=np.int64)
         for i in range(len(feats)):
             if self._estimator is not None:
-                shifts[i] = int(self._estimator.shift or 0)
+                shifts[i] = int(self._estimator.shift)
                 if active[i]:
-                    self._estimator.update(feats[i : i + 1])
+                    # Every ESTIMATOR_EVERY-th active window teaches the estimator (one window
+                    # per call, so the result never depends on batching).
+                    if self._est_count % ESTIMATOR_EVERY == 0:
+                        self._estimator.update_features(feats[i : i + 1])
+                    self._est_count += 1
                 continue
             shifts[i] = self._im_shift
             if active[i]:
