@@ -20,15 +20,16 @@ from emgpilot.signals.streams import CueEvent, GestureEvent, Message
 from emgpilot.signals.vocabulary import GESTURES, REST
 
 ARROWS: dict[str, str] = {
-    "stiffen": "\u270b",  # raised hand: stop
-    "fist": "\u270a",
+    # glyphs every common UI font has (emoji hands are missing from many Linux fonts)
+    "stiffen": "\u25a0",  # square: stop
+    "fist": "\u25cf",  # filled circle: a clenched fist
     "wave_up": "\u2b06",
     "wave_down": "\u2b07",
     "wave_left": "\u2b05",
     "wave_right": "\u27a1",
     "rotate_cw": "\u21bb",
     "rotate_ccw": "\u21ba",
-    REST: "\u2022",
+    REST: "\u25cb",  # empty circle
 }
 """Icon shown for each cue."""
 
