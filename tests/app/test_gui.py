@@ -81,8 +81,17 @@ def test_window_opens_and_closes_cleanly(qtbot, tmp_path, no_leaks):
     win = make_window(qtbot, tmp_path, fast_demo())
     assert win.session is not None and win.timer.isActive()
     qtbot.waitUntil(lambda: win.store.t_latest > 2.0, timeout=WAIT_MS)
-    for name in ("forearm_emg", "forearm_emg.envelope", "upper_emg", "forearm_imu", "decision", "drone_telemetry"):
+    for name in (
+        "forearm_emg",
+        "forearm_emg.envelope",
+        "upper_emg.filtered",
+        "forearm_imu",
+        "decision",
+        "drone_telemetry",
+    ):
         assert name in win.store.buffers, name
+    assert "forearm_emg.filtered" not in win.store.buffers  # not drawn: counted, not kept
+    assert win.store.samples["upper_emg"] > 0
     assert any(n.startswith("detector.") for n in win.store.buffers)
     win.close()
     assert win.session is None and not win.timer.isActive()

@@ -33,9 +33,28 @@ CACHE = QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache
 MAX_POINTS = 1200  # about two points per horizontal pixel of a plot
 
 
+SHOWN_STREAMS = frozenset(
+    {
+        "forearm_emg",
+        "forearm_emg.envelope",
+        "upper_emg.filtered",
+        "upper_emg.envelope",
+        "forearm_imu",
+        "decision",
+        "wrist",
+        "drone_telemetry",
+    }
+)
+"""Regular streams the window draws (plus every ``detector.*``); others are counted, not kept."""
+
+
+def shown(name: str) -> bool:
+    return name in SHOWN_STREAMS or name.startswith("detector.")
+
+
 @dataclass
 class StreamStore:
-    """Ring buffers per regular stream plus recent events; filled by the window's frame timer."""
+    """Ring buffers per shown regular stream plus recent events; filled by the window's frame timer."""
 
     history_s: float = 3600.0
     buffers: dict[str, RingBuffer] = field(default_factory=dict)
@@ -53,22 +72,30 @@ class StreamStore:
                 if not len(m):
                     continue
                 name = m.info.name
+                if not recorded:
+                    self.samples[name] = self.samples.get(name, 0) + len(m)
+                    if name != "drone_telemetry":
+                        self.t_latest = max(self.t_latest, m.t_end)
+                if not shown(name):
+                    continue
                 buf = bufs.get(name)
                 if buf is None:
                     rate = m.info.rate_hz or 10.0
                     buf = RingBuffer(int(self.history_s * rate) + 16, m.info.n_channels)
                     bufs[name] = buf
                 buf.append(m.t, m.data)
-                if not recorded:
-                    self.samples[name] = self.samples.get(name, 0) + len(m)
-                    if name != "drone_telemetry":
-                        self.t_latest = max(self.t_latest, m.t_end)
             elif isinstance(m, Event):
                 if recorded:
                     self.recorded_events.append(m)
                 else:
                     self.events.append(m)
                     self.new_events.append(m)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the ring buffers (both mirror halves and the pyramid)."""
+        rings = [r for b in [*self.buffers.values(), *self.recorded_buffers.values()] for r in (b.raw, *b.levels)]
+        return sum(r.t.nbytes + r.x.nbytes for r in rings)
 
     def clear(self) -> None:
         self.buffers.clear()
