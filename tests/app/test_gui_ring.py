@@ -253,3 +253,24 @@ def test_device_counters_sum_the_parts_of_a_composite_device():
     assert Session.device_counters(holder) == {"dropped": 0, "status": "searching"}
     holder.device.inner = object()
     assert Session.device_counters(holder) == {}
+
+
+def test_history_beyond_the_raw_ring_lives_on_in_the_pyramid():
+    """Raw samples for 100 s, blocks for 1000 s: a zoomed-out window still spans all of it."""
+    rate = 100.0
+    buf = RingBuffer(int(1000 * rate), 2, raw_capacity=int(100 * rate), min_level_rows=64)
+    t, x = fill(buf, int(1000 * rate), rate, seed=7)
+    assert len(buf) == int(100 * rate)
+    wt, wy = buf.window(0.0, t[-1], max_points=1000)
+    assert wt[0] <= 1.0 and wt[-1] > t[-1] - 1.0 and wt.shape[0] <= 1000 + 2 * 4 * 7
+    np.testing.assert_array_equal(wy.min(axis=0), x.min(axis=0))
+    np.testing.assert_array_equal(wy.max(axis=0), x.max(axis=0))
+    # a short window inside the raw part is raw; one before it comes from blocks
+    rt, rx = buf.window(950.0, 955.0, max_points=1000)
+    assert np.shares_memory(rx, buf.raw.x)
+    bt, _ = buf.window(300.0, 305.0, max_points=1000)
+    # only the levels that still cover t = 300 s can answer: coarser blocks (64 rows kept here)
+    assert bt.shape[0] > 0 and bt[0] <= 300.0 < bt[0] + 4**6 / rate
+    memory = sum(r.t.nbytes + r.x.nbytes for r in (buf.raw, *buf.levels))
+    full = RingBuffer(int(1000 * rate), 2, min_level_rows=64)
+    assert memory < 0.3 * sum(r.t.nbytes + r.x.nbytes for r in (full.raw, *full.levels))

@@ -57,6 +57,8 @@ class StreamStore:
     """Ring buffers per shown regular stream plus recent events; filled by the window's frame timer."""
 
     history_s: float = 3600.0
+    raw_history_s: float = 600.0
+    """Raw samples are kept this long; older history lives on as min/max blocks."""
     buffers: dict[str, RingBuffer] = field(default_factory=dict)
     events: deque[Event] = field(default_factory=lambda: deque(maxlen=5000))
     recorded_events: list[Event] = field(default_factory=list)
@@ -81,7 +83,11 @@ class StreamStore:
                 buf = bufs.get(name)
                 if buf is None:
                     rate = m.info.rate_hz or 10.0
-                    buf = RingBuffer(int(self.history_s * rate) + 16, m.info.n_channels)
+                    buf = RingBuffer(
+                        int(self.history_s * rate) + 16,
+                        m.info.n_channels,
+                        raw_capacity=int(min(self.history_s, self.raw_history_s) * rate) + 16,
+                    )
                     bufs[name] = buf
                 buf.append(m.t, m.data)
             elif isinstance(m, Event):

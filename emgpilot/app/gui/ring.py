@@ -61,21 +61,35 @@ class RingBuffer:
 
     Parameters
     ----------
-    capacity : samples kept (e.g. one hour at the stream's rate).
+    capacity : samples of history (e.g. one hour at the stream's rate).
     n_channels : columns.
     factor : samples per block between pyramid levels.
     levels : pyramid levels above the raw samples.
+    raw_capacity : raw samples kept (default: all of ``capacity``). Longer windows than this come
+        from the pyramid alone, which keeps the whole history: an hour of 1 kHz EMG then costs a
+        few tens of MB instead of hundreds.
+    min_level_rows : every level keeps at least this many rows (or the whole history).
     """
 
-    def __init__(self, capacity: int, n_channels: int, factor: int = 4, levels: int = 7) -> None:
+    def __init__(
+        self,
+        capacity: int,
+        n_channels: int,
+        factor: int = 4,
+        levels: int = 7,
+        raw_capacity: int | None = None,
+        min_level_rows: int = 16384,
+    ) -> None:
         self.factor = int(factor)
-        self.raw = _Ring(capacity, n_channels)
+        capacity = max(1, int(capacity))
+        raw_cap = capacity if raw_capacity is None else max(1, min(capacity, int(raw_capacity)))
+        self.raw = _Ring(raw_cap, n_channels)
         self.n_channels = int(n_channels)
         # level k holds one row per factor**k raw samples: [min of each channel, max of each channel]
         self.levels: list[_Ring] = []
-        cap = capacity
-        for _ in range(levels):
-            cap = max(1, cap // self.factor)
+        for k in range(1, levels + 1):
+            span = self.factor**k
+            cap = max(raw_cap // span, min(capacity // span, min_level_rows))
             self.levels.append(_Ring(cap + 1, 2 * n_channels))
 
     def __len__(self) -> int:
@@ -141,14 +155,22 @@ class RingBuffer:
         i0, i1 = np.searchsorted(t, [t0, t1], side="left")
         i0 = max(0, int(i0) - 1)
         i1 = min(t.shape[0], int(i1) + 1)
-        if i1 - i0 <= max_points:
+        if i1 - i0 <= max_points and self._covers(self.raw, t, t0):
             return t[i0:i1], x[i0:i1]
-        level = 0
-        n = i1 - i0
-        while level < len(self.levels) and n * (2 if level else 1) > max_points:
-            level += 1
-            n //= self.factor
-        return self._reduced(level, t0, t1)
+        # the finest level that still holds t0 and gives at most max_points points
+        for k, lv in enumerate(self.levels, start=1):
+            lt, _ = lv.view()
+            if lt.shape[0] == 0:
+                break
+            j0, j1 = np.searchsorted(lt, [t0, t1], side="left")
+            if 2 * (int(j1) - int(j0) + 1) <= max_points and self._covers(lv, lt, t0):
+                return self._reduced(k, t0, t1)
+        return self._reduced(len(self.levels), t0, t1)
+
+    @staticmethod
+    def _covers(ring: _Ring, t: np.ndarray, t0: float) -> bool:
+        """The ring still holds data from ``t0`` on (or everything ever written)."""
+        return ring.count <= ring.cap or t[0] <= t0
 
     def _reduced(self, level: int, t0: float, t1: float) -> tuple[np.ndarray, np.ndarray]:
         c = self.n_channels
