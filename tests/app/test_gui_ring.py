@@ -266,7 +266,7 @@ def test_history_beyond_the_raw_ring_lives_on_in_the_pyramid():
     np.testing.assert_array_equal(wy.min(axis=0), x.min(axis=0))
     np.testing.assert_array_equal(wy.max(axis=0), x.max(axis=0))
     # a short window inside the raw part is raw; one before it comes from blocks
-    rt, rx = buf.window(950.0, 955.0, max_points=1000)
+    _, rx = buf.window(950.0, 955.0, max_points=1000)
     assert np.shares_memory(rx, buf.raw.x)
     bt, _ = buf.window(300.0, 305.0, max_points=1000)
     # only the levels that still cover t = 300 s can answer: coarser blocks (64 rows kept here)
