@@ -675,9 +675,13 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.follow_check.blockSignals(True)
                 self.follow_check.setChecked(False)
                 self.follow_check.blockSignals(False)
-        self.frame_stats.points = self.signals.refresh(self.store, x0, x1)
-        self.detectors.refresh(self.store, x0, x1, self.channels)
-        self.timeline.refresh(x0, x1)
+        # hidden panels (another tab, a minimised window) cost nothing: Qt paints only what is shown
+        if self.signals.isVisible():
+            self.frame_stats.points = self.signals.refresh(self.store, x0, x1)
+        if self.detectors.isVisible():
+            self.detectors.refresh(self.store, x0, x1, self.channels)
+        if self.timeline.isVisible():
+            self.timeline.refresh(x0, x1)
         telemetry = self.store.buffers.get("drone_telemetry")
         drone = "" if self.session is None else self.session.drone_status
         key = (0 if telemetry is None else telemetry.count, drone)
