@@ -281,9 +281,13 @@ def test_no_arguments_open_the_demo_and_run_opens_the_window(monkeypatch, tmp_pa
     assert cli.main([]) == 0
     spec = opened[-1]
     assert spec.source == "synthetic" and spec.drone == "sim" and spec.demo_idle and spec.auto_takeoff_s == 1.0
-    assert cli.main(["run", "--source", "synthetic", "--drone", "sim", "--seed", "4"]) == 0
+    assert (
+        cli.main(["run", "--source", "synthetic", "--drone", "sim", "--seed", "4", "--takeoff", "--record", "x.mcap"])
+        == 0
+    )
     spec = opened[-1]
     assert spec.source == "synthetic" and spec.drone == "sim" and spec.seed == 4 and not spec.demo_idle
+    assert spec.takeoff and spec.record == "x.mcap"
     rec = tmp_path / "r.mcap"
     rec.write_bytes(b"")
     assert cli.main(["run", "--source", "replay", "--recording", str(rec), "--speed", "max"]) == 0
@@ -336,3 +340,23 @@ def test_virtual_bebop_connects_off_the_gui_thread_and_flies(qtbot, tmp_path, no
     qtbot.waitUntil(lambda: drone(win) is not None and drone(win).airborne, timeout=WAIT_MS)
     qtbot.keyClick(win, QtCore.Qt.Key.Key_L)
     qtbot.waitUntil(lambda: any(getattr(e, "action", "") == "land" for e in win.store.events), timeout=WAIT_MS)
+
+
+def test_record_and_takeoff_from_the_spec(qtbot, tmp_path, no_leaks):
+    """`emgpilot run --record F --takeoff` in the window: recording starts at once, the drone takes off."""
+    from emgpilot.signals.recording import open_recording
+
+    spec = fast_demo(seed=1, manual=True)
+    spec.auto_takeoff_s = None
+    spec.takeoff = True
+    spec.record = str(tmp_path / "run.mcap")
+    win = make_window(qtbot, tmp_path, spec)
+    assert win.record_button.isChecked()
+    qtbot.waitUntil(lambda: win.session.pilot.state().flying_state != "landed", timeout=WAIT_MS)  # action thread
+    advance(win, 3.0)
+    assert drone(win).airborne
+    assert win.record_label.text().startswith("\u25cf")
+    win.record_button.setChecked(False)
+    rec = open_recording(tmp_path / "run.mcap")
+    assert {"forearm_emg", "gesture", "drone_telemetry", "safety"} <= set(rec.streams)
+    assert rec.duration_s > 2.5

@@ -188,7 +188,7 @@ def run_gui_from_run_args(args: argparse.Namespace) -> int:
         myo_port=args.port,
         upper_arm_port=args.upper_arm_port,
         demo_idle=False,
+        record=getattr(args, "record", None),
+        takeoff=bool(getattr(args, "takeoff", False)),
     )
-    if getattr(args, "record", None):
-        log.warning("--record: press Record in the window (file name prefilled is not used from the CLI yet)")
     return launch(spec)

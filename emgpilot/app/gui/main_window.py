@@ -403,6 +403,9 @@ class MainWindow(QtWidgets.QMainWindow):
             self.play_button.setText("Pause")
         self.connect_button.setText("Disconnect")
         session.start()
+        if spec.record:
+            self.record_edit.setText(spec.record)
+            self.record_button.setChecked(True)
         self._message(f"{spec.source} \u2192 {spec.drone}: running")
         return True
 
@@ -541,7 +544,8 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         paused = self.replay_device.paused
         spec = self.session.spec
-        spec = SessionSpec(**{**spec.__dict__, "start_at": max(0.0, t_rel)})
+        # a new session from the same spec: no new recording (it would overwrite) nor take-off
+        spec = SessionSpec(**{**spec.__dict__, "start_at": max(0.0, t_rel), "record": None, "takeoff": False})
         if self.open_session(spec) and paused:
             self.toggle_pause()
 
@@ -654,6 +658,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.store.new_events = []
         self.redraw()
         self._update_cue_display()
+        self._update_record_label()
         self._frame_no += 1
         if self._frame_no % 8 == 0:  # text relayout is not free; 4 updates a second are plenty
             self._update_status()
@@ -694,6 +699,13 @@ class MainWindow(QtWidgets.QMainWindow):
                     course = f" &nbsp; hoops {c.next_hoop}/{len(c.hoops)}"
             self.drone_view.refresh(telemetry, course, "" if "connected" in drone else drone)
 
+    def _update_record_label(self) -> None:
+        s = self.session
+        if s is not None and s.recorder.writer is not None:
+            text = f"\u25cf {s.recorder.elapsed_s:.1f} s"
+            if text != self.record_label.text():
+                self.record_label.setText(text)
+
     def _update_status(self) -> None:
         now = time.perf_counter()
         self._rate_hist.append((now, dict(self.store.samples)))
@@ -716,8 +728,6 @@ class MainWindow(QtWidgets.QMainWindow):
                 if "battery" in counters:
                     text += f", Myo battery {counters['battery']} %"
                 parts.append(text)
-            if s.recorder.writer is not None:
-                self.record_label.setText(f"\u25cf {s.recorder.elapsed_s:.1f} s")
             if s.runner.error is not None:
                 parts.append(f"source stopped: {s.runner.error}")
             errors = list(s.actions.errors)

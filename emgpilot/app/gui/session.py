@@ -72,6 +72,10 @@ class SessionSpec:
     """Recording: fast-forward (pipeline included) to this data time, then play."""
     auto_takeoff_s: float | None = None
     """Simulator: take off by itself at this data time (demo mode)."""
+    record: str | None = None
+    """Start recording to this file at once."""
+    takeoff: bool = False
+    """Take off as soon as the drone is connected (the command line's explicit ``--takeoff``)."""
     manual: bool = False
     """No runner thread: the caller steps the session with :meth:`Session.advance` (tests, benchmarks)."""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -338,6 +342,8 @@ class Session:
             if live:  # live sensors: staleness is checked on the wall clock even when no data arrives
                 self.pilot.start_watchdog()
             self.drone_status = "simulator connected"
+            if self.spec.takeoff:
+                self.takeoff()
             return
         if kind == "virtual":
             from emgpilot.drone.virtual_bebop import VirtualBebop
@@ -359,6 +365,8 @@ class Session:
                 self.pilot.start_watchdog()
 
         self.actions.submit(connect, f"connect {kind}")
+        if self.spec.takeoff:
+            self.takeoff()  # queued behind the connection (refused with a reason if it failed)
 
     def takeoff(self) -> None:
         if self.pilot is not None:
