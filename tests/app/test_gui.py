@@ -360,3 +360,24 @@ def test_record_and_takeoff_from_the_spec(qtbot, tmp_path, no_leaks):
     rec = open_recording(tmp_path / "run.mcap")
     assert {"forearm_emg", "gesture", "drone_telemetry", "safety"} <= set(rec.streams)
     assert rec.duration_s > 2.5
+    assert len(rec.chunk("drone_telemetry")) > 20  # the pilot's own messages are recorded too
+    assert any(getattr(e, "action", "") == "takeoff" for e in rec.events("safety"))
+
+
+def test_replay_without_a_drone_shows_the_recorded_flight(qtbot, tmp_path, no_leaks):
+    from emgpilot.app.gui.session import Session
+
+    spec = fast_demo(seed=1, manual=True)
+    spec.record = str(tmp_path / "flight.mcap")
+    live = Session(spec)
+    live.start()  # starts recording spec.record
+    live.advance(5.0)
+    live.close()
+    win = make_window(
+        qtbot, tmp_path, SessionSpec(source="recording", recording=spec.record, speed=math.inf, drone="none")
+    )
+    assert "drone_telemetry" not in win.store.buffers and "drone_telemetry" in win.store.recorded_buffers
+    qtbot.waitUntil(lambda: win.session.finished and win.session.pending == 0, timeout=WAIT_MS)
+    win.frame()
+    assert win.drone_view.state is not None and win.drone_view.state.airborne
+    assert "recorded flight" in win.drone_view.status.text()

@@ -85,11 +85,22 @@ class DroneView(QtWidgets.QWidget):
             self.map.addItem(label)
             self.hoop_items.append(label)
 
-    def refresh(self, telemetry: RingBuffer | None, course_text: str = "", link_text: str = "") -> None:
+    def refresh(
+        self, telemetry: RingBuffer | None, course_text: str = "", link_text: str = "", until: float | None = None
+    ) -> None:
+        """Draw the newest telemetry (or, with ``until``, the telemetry up to that data time: replays)."""
         if telemetry is None or not len(telemetry):
             self.status.setText(link_text or "no drone telemetry")
             return
-        t, rows = telemetry.raw.last(3000)  # 5 min of trail at 10 Hz
+        if until is None:
+            t, rows = telemetry.raw.last(3000)  # 5 min of trail at 10 Hz
+        else:
+            t_all, rows_all = telemetry.raw.view()
+            end = int(np.searchsorted(t_all, until, side="right"))
+            if end == 0:
+                self.status.setText(link_text or "no drone telemetry yet")
+                return
+            t, rows = t_all[max(0, end - 3000) : end], rows_all[max(0, end - 3000) : end]
         sx, sy = to_screen(rows[:, 0], rows[:, 1])
         self.trail.setData(np.asarray(sx), np.asarray(sy))
         s = state_from_row(float(t[-1]), rows[-1])

@@ -402,10 +402,20 @@ class MainWindow(QtWidgets.QMainWindow):
             self.timeline.add([m for m in recorded if not hasattr(m, "info")], recorded=True)
             self.play_button.setText("Pause")
         self.connect_button.setText("Disconnect")
-        session.start()
-        if spec.record:
+        try:
+            session.start()
+        except Exception as e:  # e.g. the recording file cannot be created: shown, nothing half-open
+            session.close()
+            self.session = None
+            self.connect_button.setText("Connect")
+            self._message(f"cannot start: {e}")
+            return False
+        if spec.record:  # already recording: only show it
             self.record_edit.setText(spec.record)
+            self.record_button.blockSignals(True)
             self.record_button.setChecked(True)
+            self.record_button.setText("Stop")
+            self.record_button.blockSignals(False)
         self._message(f"{spec.source} \u2192 {spec.drone}: running")
         return True
 
@@ -689,7 +699,12 @@ class MainWindow(QtWidgets.QMainWindow):
             self.timeline.refresh(x0, x1)
         telemetry = self.store.buffers.get("drone_telemetry")
         drone = "" if self.session is None else self.session.drone_status
-        key = (0 if telemetry is None else telemetry.count, drone)
+        until = None
+        recorded = self.store.recorded_buffers.get("drone_telemetry")
+        if telemetry is None and recorded is not None:  # a replay without a drone: the recorded flight
+            telemetry, until = recorded, self.store.t_latest
+            drone = "recorded flight"
+        key = (0 if telemetry is None else telemetry.count, drone, until)
         if key != self._drone_key:  # 10 Hz telemetry: redraw the map only when it moved on
             self._drone_key = key
             course = ""
@@ -697,7 +712,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 c = getattr(self.session.pilot._backend, "course", None)
                 if c is not None:
                     course = f" &nbsp; hoops {c.next_hoop}/{len(c.hoops)}"
-            self.drone_view.refresh(telemetry, course, "" if "connected" in drone else drone)
+            self.drone_view.refresh(telemetry, course, "" if "connected" in drone else drone, until=until)
 
     def _update_record_label(self) -> None:
         s = self.session
@@ -750,7 +765,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     _last_message = ""
     _frame_no = 0
-    _drone_key: tuple[int, str] = (-1, "")
+    _drone_key: tuple = (-1, "", None)
 
     def _message(self, text: str) -> None:
         self._last_message = text

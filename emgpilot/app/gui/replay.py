@@ -112,7 +112,9 @@ class ReplaySource:
         self._anchor_t = max(self.position, self.start_at)
         self._anchor_wall = self._clock()
 
-    def recorded_outputs(self, names: tuple[str, ...] = ("gesture", "decision", "command", "safety")) -> list[Message]:
+    def recorded_outputs(
+        self, names: tuple[str, ...] = ("gesture", "decision", "command", "safety", "drone_telemetry")
+    ) -> list[Message]:
         """Derived messages the file holds (recorded decisions, shown next to the recomputed ones)."""
         wanted = {n for n in names if n in self.recording.streams and n not in self._names}
         return list(self.recording.messages(wanted)) if wanted else []

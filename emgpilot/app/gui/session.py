@@ -262,6 +262,11 @@ class Session:
         return self.device.inner if isinstance(self.device.inner, SyntheticArm) else None
 
     def start(self) -> None:
+        """Start recording (``spec.record``), queue the take-off (``spec.takeoff``), then the data."""
+        if self.spec.record:
+            self.start_recording(self.spec.record)
+        if self.spec.takeoff:
+            self.takeoff()  # queued behind the drone connection (refused with a reason if it failed)
         self._started = True
         if self.spec.manual:
             self.device.start()
@@ -337,13 +342,11 @@ class Session:
         clock = time.monotonic if live else None
         if kind == "sim":
             backend = open_backend("sim")
-            self.pilot = Pilot(backend, mapping=mapping, clock=clock)
+            self.pilot = Pilot(backend, mapping=mapping, clock=clock, recorder=self.recorder)
             self.pilot.connect()
             if live:  # live sensors: staleness is checked on the wall clock even when no data arrives
                 self.pilot.start_watchdog()
             self.drone_status = "simulator connected"
-            if self.spec.takeoff:
-                self.takeoff()
             return
         if kind == "virtual":
             from emgpilot.drone.virtual_bebop import VirtualBebop
@@ -354,7 +357,7 @@ class Session:
             backend = open_backend("bebop", self.spec.ip)
         else:
             raise ValueError(f"unknown drone {kind!r} (choose from {', '.join(DRONES)})")
-        self.pilot = Pilot(backend, mapping=mapping, clock=clock)
+        self.pilot = Pilot(backend, mapping=mapping, clock=clock, recorder=self.recorder)
         self.drone_status = "connecting..."
 
         def connect() -> None:
@@ -365,8 +368,6 @@ class Session:
                 self.pilot.start_watchdog()
 
         self.actions.submit(connect, f"connect {kind}")
-        if self.spec.takeoff:
-            self.takeoff()  # queued behind the connection (refused with a reason if it failed)
 
     def takeoff(self) -> None:
         if self.pilot is not None:
