@@ -32,6 +32,7 @@ from emgpilot.signals.streams import Chunk, CueEvent, GapEvent, Message, StreamI
 log = logging.getLogger(__name__)
 
 SOURCES = ("synthetic", "myo", "myoware", "recording")
+DRONE_ACTIONS = frozenset({"takeoff", "land", "emergency"})
 DRONES = ("none", "sim", "virtual", "bebop")
 
 DEMO_SCRIPT: tuple[tuple[float, str], ...] = (
@@ -192,8 +193,14 @@ def open_device(spec: SessionSpec) -> Device:
     """The source device for ``spec`` (raises ValueError/DeviceError/RecordingError with a clear message)."""
     if spec.source == "synthetic":
         from emgpilot.signals.synthetic import Schedule, SyntheticArm
+        from emgpilot.signals.synthetic_model import DEFAULT_PERFORM_OTHER_S, DEFAULT_PERFORM_S
 
         schedule = Schedule.idle() if spec.demo_idle else None
+        gestures = [(t, a) for t, a in spec.script if a not in DRONE_ACTIONS]
+        if gestures:
+            # scripted gestures belong to the arm's own schedule: exact data times whatever the pacing
+            items = [(t, DEFAULT_PERFORM_S.get(a, DEFAULT_PERFORM_OTHER_S), a) for t, a in gestures]
+            schedule = Schedule.scripted(items, end_s=spec.duration_s)
         return SyntheticArm(seed=spec.seed, speed=spec.speed, schedule=schedule, duration_s=spec.duration_s)
     if spec.source == "recording":
         from emgpilot.app.gui.replay import ReplaySource
@@ -242,7 +249,8 @@ class Session:
         self.data_time = float("-inf")
         self.gaps = 0
         self.dropped_samples = 0
-        self._script = sorted(spec.script)
+        # gestures of a script are compiled into the synthetic arm's schedule (see open_device)
+        self._script = sorted((t, a) for t, a in spec.script if a in DRONE_ACTIONS)
         self._script_pos = 0
         self._auto_takeoff = spec.auto_takeoff_s
         try:
@@ -458,11 +466,8 @@ class Session:
         while self._script_pos < len(self._script) and self._script[self._script_pos][0] <= t:
             action = self._script[self._script_pos][1]
             self._script_pos += 1
-            if action in ("takeoff", "land", "emergency"):
-                if self.pilot is not None:
-                    getattr(self.pilot, action)("script")
-            elif self.arm is not None:
-                self.arm.perform(action)
+            if self.pilot is not None:
+                getattr(self.pilot, action)("script")
 
     def drain(self, max_batches: int | None = None) -> list[Message]:
         """Everything that arrived since the last call (GUI timer): device, pipeline, cues, pilot."""
