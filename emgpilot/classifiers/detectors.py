@@ -311,21 +311,25 @@ class WristClassifier(Protocol):
     def predict_proba(self, windows: np.ndarray) -> np.ndarray: ...
 
 
-_BATCH = 64
+_BATCH = 16
 
 
-def _padded_batches(x: np.ndarray) -> np.ndarray:
-    """Pad a batch of windows with zeros to a multiple of ``_BATCH`` rows.
+def _tiled(fn: Any, x: np.ndarray, *args: Any) -> np.ndarray:
+    """``fn(x, *args)`` computed on tiles of exactly ``_BATCH`` rows (the last one zero-padded).
 
-    Matrix products take different code paths for the last rows of odd-sized batches, so a
-    window's probabilities would differ in the last bits with the batch it happened to share
-    (i.e. with chunking). Full, fixed-size tiles make every row go through the same path.
+    Matrix products and einsum pick their blocking and contraction path from the array shapes,
+    so a window's result would differ in the last bits with the batch it happened to share (i.e.
+    with chunking). Calling the model only with one fixed shape makes every row go through the
+    same arithmetic.
     """
     n = len(x)
-    m = -(-n // _BATCH) * _BATCH
-    if m == n:
-        return x
-    return np.concatenate([x, np.zeros((m - n, *x.shape[1:]), dtype=x.dtype)])
+    out = []
+    for a in range(0, n, _BATCH):
+        tile = x[a : a + _BATCH]
+        if len(tile) < _BATCH:
+            tile = np.concatenate([tile, np.zeros((_BATCH - len(tile), *x.shape[1:]), dtype=x.dtype)])
+        out.append(fn(tile, *args)[: min(_BATCH, n - a)])
+    return np.concatenate(out)
 
 
 ROTATION_MODES = ("auto", "estimator", "infomax", "none")
@@ -453,34 +457,49 @@ class ActivationDetector(WindowedDetector):
         if n_near:
             x = windows[near].astype(np.float32)
             if self.rotation_mode == "none":
-                probs[near] = self.wrist.predict_proba(_padded_batches(x))[:n_near]
+                probs[near] = _tiled(self.wrist.predict_proba, x)
             else:
-                feats = self.wrist.features(_padded_batches(x))[:n_near]
+                feats = _tiled(self.wrist.features, x)
                 # Only windows the detector calls active teach the armband rotation; each window
                 # is classified with the shift known before it (so chunking never matters).
                 shifts = self._adapt_rotation(feats, rows[near, COL["active"]] > 0)
                 out = np.empty((n_near, k), dtype=np.float32)
                 for shift in np.unique(shifts).tolist():
                     sel = shifts == shift
-                    out[sel] = _softmax(self.wrist.logits_from_features(_padded_batches(feats[sel]), shift))[
-                        : int(sel.sum())
-                    ]
+                    out[sel] = _softmax(_tiled(self.wrist.logits_from_features, feats[sel], shift))
                 probs[near] = out
         return [Chunk(self.wrist_info, t, probs)]
 
     def _adapt_rotation(self, feats: np.ndarray, active: np.ndarray) -> np.ndarray:
         """Electrode shift for each window (in order), learning from the active ones."""
         shifts = np.empty(len(feats), dtype=np.int64)
+        if self._estimator is not None:
+            # Every ESTIMATOR_EVERY-th active window teaches the estimator. The evidence of the
+            # chosen windows is computed in one padded batch (bit-identical per row), then added
+            # in order with the estimator's own forgetting rule, so each window is classified
+            # with the shift known before it whatever the chunking.
+            from emgpilot.classifiers.wrist import shift_evidence
+
+            est = self._estimator
+            act_idx = np.flatnonzero(active)
+            counts = self._est_count + np.arange(len(act_idx))
+            teach = act_idx[counts % ESTIMATOR_EVERY == 0]
+            self._est_count += len(act_idx)
+            evidence = {}
+            if len(teach):
+                ev = _tiled(lambda f: shift_evidence(self.wrist, f), feats[teach])
+                evidence = dict(zip(teach.tolist(), ev, strict=True))
+            decay = 0.5 ** (1.0 / est.halflife)
+            prior = np.zeros_like(est.scores)
+            prior[0] = est.prior_nats
+            for i in range(len(feats)):
+                shifts[i] = int(np.argmax(est.scores))
+                row = evidence.get(i)
+                if row is not None:
+                    est.scores = prior + decay * (est.scores - prior) + row
+                    est.n_windows += 1
+            return shifts
         for i in range(len(feats)):
-            if self._estimator is not None:
-                shifts[i] = int(self._estimator.shift)
-                if active[i]:
-                    # Every ESTIMATOR_EVERY-th active window teaches the estimator (one window
-                    # per call, so the result never depends on batching).
-                    if self._est_count % ESTIMATOR_EVERY == 0:
-                        self._estimator.update_features(feats[i : i + 1])
-                    self._est_count += 1
-                continue
             shifts[i] = self._im_shift
             if active[i]:
                 self._im_ring[self._im_count % INFOMAX_HISTORY] = feats[i]
@@ -499,11 +518,11 @@ class ActivationDetector(WindowedDetector):
         predicted (non-rest) class = H(mean prediction) - mean H(prediction).
         """
         n = min(self._im_count, INFOMAX_HISTORY)
-        feats = _padded_batches(self._im_ring[:n])
+        feats = self._im_ring[:n]
         best_shift, best_mi = self._im_shift, -math.inf
         scores = {}
         for shift in range(self.source.n_channels):
-            p = _softmax(self.wrist.logits_from_features(feats, shift))[:n]  # type: ignore[union-attr]
+            p = _softmax(_tiled(self.wrist.logits_from_features, feats, shift))  # type: ignore[union-attr]
             q = p[:, 1:] / np.maximum(p[:, 1:].sum(axis=1, keepdims=True), 1e-9)
             h_each = float(-(q * np.log(q + 1e-9)).sum(axis=1).mean())
             mq = q.mean(axis=0)
