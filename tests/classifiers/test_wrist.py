@@ -208,3 +208,9 @@ def test_cued_windows_skip_the_settling_time_after_a_cue():
     assert set(y) == set(y_settled) == {0, 1}
     # Windows ending at 310..430 start before the cue at 300 or less than 100 samples after it.
     assert len(y) - len(y_settled) == 13
+
+
+def test_shipped_weights_record_the_default_training_config(model):
+    """``emgpilot train-wrist`` with defaults must be the recipe of the shipped weights."""
+    recorded = {k: tuple(v) if isinstance(v, list) else v for k, v in model.meta["train_config"].items()}
+    assert wt.TrainConfig(**recorded) == wt.TrainConfig()
