@@ -72,6 +72,12 @@ def run(args: argparse.Namespace) -> int:
     from emgpilot.config import ConfigError
 
     try:
+        import torch
+
+        torch.set_num_threads(1)  # one core, as in live use; realtime factors count this process's CPU time
+    except ImportError:
+        pass
+    try:
         cfg = load_pipeline_config(args.config)
     except (OSError, ValueError, ConfigError) as e:
         raise CLIError(f"{args.config}: {e}") from e
