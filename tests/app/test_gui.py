@@ -9,6 +9,7 @@ path wait with ``qtbot.waitUntil`` for data-time conditions, never on sleeps.
 
 from __future__ import annotations
 
+import gc
 import math
 import threading
 from pathlib import Path
@@ -38,6 +39,9 @@ def no_leaks(qapp):
             w.deleteLater()
     qapp.processEvents()
     QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete.value)
+    qapp.processEvents()
+    # collect cyclic garbage (windows, plot items) now, not in the middle of a later test's paint
+    gc.collect()
     qapp.processEvents()
     left = [t for t in threading.enumerate() if t not in before and t.is_alive()]
     # Olympe's logging starts one background thread per process, at import

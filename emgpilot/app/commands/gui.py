@@ -160,6 +160,11 @@ def launch(spec, screenshot: str | None = None, settings: str | None = None) -> 
         timer.start()
     app.exec()
     win.shutdown()
+    # delete the window through Qt, not through Python's garbage collector at some later moment
+    # (a scene half-deleted by the collector can still get a paint event: pyqtgraph then crashes)
+    win.deleteLater()
+    QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete.value)
+    app.processEvents()
     return result["code"]
 
 
