@@ -124,6 +124,8 @@ class Pipeline:
             # A lost device must not stall stages waiting on it: treat it as absent until its
             # data comes back. The gap is part of the data, so a replay does the same.
             self._absent.add(msg.source_stream)
+            gone = msg.source_stream
+            self._source_wm[gone] = max(self._source_wm[gone], float(msg.t))
         out.extend(self._advance())
         return out
 
@@ -142,13 +144,21 @@ class Pipeline:
     def watermark(self, stream: str) -> float:
         """Data time up to which ``stream`` is complete."""
         if stream in self.sources:
-            return INF if stream in self._absent else self._source_wm[stream]
+            if stream in self._absent:
+                # An absent stream holds nothing back, but it must not leap to infinity either:
+                # a stage whose inputs are all absent would then never advance again.
+                return max(self._source_wm[stream], self._frontier())
+            return self._source_wm[stream]
         producer = self._producer.get(stream)
         if producer is None:
             return INF
         return self._input_wm(producer)
 
     # ----------------------------------------------------------------- internals
+    def _frontier(self) -> float:
+        """The furthest any source has got (absent streams follow it)."""
+        return max(self._source_wm.values(), default=-INF)
+
     def _input_wm(self, stage: Stage) -> float:
         return min((self.watermark(name) for name in stage.inputs), default=INF)
 

@@ -104,3 +104,22 @@ def test_duplicate_producers_rejected():
 
     with pytest.raises(ValueError, match="two producers"):
         Pipeline([S()], sources=["forearm_emg"])
+
+
+def test_a_stage_whose_only_input_was_lost_resumes_with_its_data():
+    a = StreamInfo("a", "emg", 10.0, ("c",))
+    b = StreamInfo("b", "emg", 10.0, ("c",))
+
+    class _Single(_Fusion):
+        inputs = ("a",)
+
+    pipe = Pipeline([_Single()], sources=["a", "b"])
+    assert [e.t for e in pipe.push(Chunk(a, np.array([1.0]), np.zeros((1, 1))))] == [1.0]
+    pipe.push(Chunk(b, np.array([1.0]), np.zeros((1, 1))))
+    pipe.push(GapEvent(t=1.1, source_stream="a", reason="unplugged"))
+    assert pipe.watermark("a") == 1.1  # absent: follows the other sources, never infinity
+    pipe.push(Chunk(b, np.array([3.0]), np.zeros((1, 1))))
+    assert pipe.watermark("a") == 3.0
+    # Back: its data flows through the stage again (with infinity it would never advance).
+    assert [e.t for e in pipe.push(Chunk(a, np.array([3.5]), np.zeros((1, 1))))] == [3.5]
+    assert pipe.watermark("a") == 3.5
