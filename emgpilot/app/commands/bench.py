@@ -3,7 +3,7 @@
 Three measurements on one core (torch limited to one thread):
 
 1. throughput: data-seconds processed per CPU-second of this process (and per wall-second, which
-   other processes on a shared machine inflate), feeding ~1 s chunks as offline evaluation does;
+   other processes on a shared machine inflate), feeding 10 s blocks as offline evaluation does;
 2. per-chunk latency (p50, p99, max) when fed in live-sized chunks (2 Myo EMG samples, 1 IMU
    sample, 10 upper-arm samples: what the devices deliver every ~10-20 ms), as wall time and as
    the thread's CPU time (which a busy shared machine does not inflate);
@@ -110,14 +110,34 @@ def _source_streams(args: argparse.Namespace) -> list:
     return list(sessions_from_path(args.source)[0].streams)
 
 
-OFFLINE_CHUNK_S = 1.0
-"""Synthetic arm block size for the throughput and memory runs (a recording's blocks are ~1 s)."""
+OFFLINE_CHUNK_S = 10.0
+"""Block size (data-seconds) for the throughput and memory runs, as ``emgpilot evaluate`` pushes
+(:data:`emgpilot.classifiers.evaluation.OFFLINE_BLOCK_S`): the synthetic arm generates blocks this
+long, a file's chunks are joined into them."""
+
+
+def _joined(reads: Iterator[list], block_s: float) -> Iterator[list]:
+    """A file's chunks regrouped into blocks of up to ``block_s`` data-seconds per stream."""
+    from emgpilot.classifiers.evaluation import offline_blocks
+    from emgpilot.signals.streams import Chunk
+
+    pending: list = []
+    t0 = math.inf
+    for batch in reads:
+        pending.extend(batch)
+        t0 = min([t0, *(float(m.t[0]) for m in batch if isinstance(m, Chunk) and len(m))])
+        if max((m.t_end for m in pending if isinstance(m, Chunk)), default=-math.inf) - t0 >= block_s:
+            yield offline_blocks(pending, block_s)
+            pending, t0 = [], math.inf
+    if pending:
+        yield offline_blocks(pending, block_s)
 
 
 def _reads(args: argparse.Namespace, duration_s: float, chunk_s: float = OFFLINE_CHUNK_S) -> Iterator[list]:
     if args.source == "synthetic":
         return _synthetic_reads(args.seed, duration_s, chunk_s)
-    return _file_reads(args.source, duration_s)
+    reads = _file_reads(args.source, duration_s)
+    return _joined(reads, chunk_s) if chunk_s >= OFFLINE_CHUNK_S else reads
 
 
 def _live_pieces(batch: list, names: set[str]) -> list:
@@ -191,7 +211,7 @@ def measure(args: argparse.Namespace) -> dict:
     def data_span(first: float, last: float) -> float:
         return max(0.0, last - first)
 
-    # 1. throughput with the source's own chunking
+    # 1. throughput in offline blocks
     pipe = build_pipeline(sources, cfg)
     stage_s = _time_stages(pipe)
     busy = 0.0
@@ -229,7 +249,7 @@ def measure(args: argparse.Namespace) -> dict:
     lat_us = np.asarray(lat_ns, dtype=float) / 1000.0
     cpu_us = np.asarray(cpu_ns, dtype=float) / 1000.0
 
-    # 3. memory growth over a long replay (the source's chunking: tracemalloc slows every push)
+    # 3. memory growth over a long replay (offline blocks: tracemalloc slows every push)
     pipe = build_pipeline(sources, cfg)
     tracemalloc.start()
     samples: list[tuple[float, float]] = []
