@@ -162,6 +162,13 @@ class Pipeline:
     def _input_wm(self, stage: Stage) -> float:
         return min((self.watermark(name) for name in stage.inputs), default=INF)
 
+    def _stream_wm(self, stream: str, known: dict[str, float]) -> float:
+        """:meth:`watermark`, reusing the input watermarks of stages already in ``known``."""
+        producer = self._producer.get(stream)
+        if producer is not None and producer.name in known:
+            return known[producer.name]
+        return self.watermark(stream)
+
     def _route(self, msg: Message) -> list[Message]:
         derived: list[Message] = []
         queue: deque[Message] = deque([msg])
@@ -177,8 +184,13 @@ class Pipeline:
 
     def _advance(self) -> list[Message]:
         out: list[Message] = []
+        # Watermarks depend only on the sources' progress, which no stage can change: compute each
+        # stage's input watermark once per call, from its producers' (stages are in topological
+        # order), instead of re-walking the graph for every stage (half the routing cost per push).
+        known: dict[str, float] = {}
         for stage in self.stages:
-            wm = self._input_wm(stage)
+            wm = min((self._stream_wm(name, known) for name in stage.inputs), default=INF)
+            known[stage.name] = wm
             if wm > self._stage_wm[stage.name]:
                 self._stage_wm[stage.name] = wm
                 for m in stage.advance(wm):
