@@ -53,6 +53,7 @@ from emgpilot.signals.synthetic_model import (
     DEFAULT_PERFORM_S,
     MUSCLES,
     N_FOREARM_MUSCLES,
+    PATTERN_BRIGHTNESS,
     Schedule,
     ScheduleItem,
     Wearer,
@@ -88,13 +89,15 @@ _P_FOREARM, _P_UPPER, _P_IMU, _P_EVENTS, _P_ITEM, _P_PERFORM, _P_WEARER_FIXED = 
 
 @dataclass
 class _Envelope:
-    """Muscle activation ``act`` with smooth onset/offset ramps between ``t0`` and ``t1``."""
+    """Muscle activation ``act`` with smooth onset/offset ramps between ``t0`` and ``t1``;
+    ``bright`` is the share of the brighter Myo carrier in this activity's signal."""
 
     t0: float
     t1: float
     ramp_on: float
     ramp_off: float
     act: np.ndarray
+    bright: float = 0.0
 
     def __call__(self, t: np.ndarray) -> np.ndarray:
         return np.minimum(smoothstep((t - self.t0) / self.ramp_on), smoothstep((self.t1 - t) / self.ramp_off))
@@ -181,6 +184,22 @@ def _eval_activation(actions: Sequence[_Action], t: np.ndarray) -> np.ndarray:
             if sl.stop > sl.start:
                 out[sl] += e(t[sl])[:, None] * e.act[None, :]
     return out
+
+
+def _eval_brightness(actions: Sequence[_Action], t: np.ndarray) -> np.ndarray:
+    """Share of the brighter carrier per sample: the envelopes' ``bright`` weighted by their
+    forearm activation (0 where nothing is active)."""
+    num = np.zeros(t.shape[0])
+    den = np.full(t.shape[0], 1e-9)
+    for a in actions:
+        for e in a.envelopes:
+            sl = _span(t, e.t0, e.t1)
+            if sl.stop > sl.start:
+                env = e(t[sl]) * float(np.sqrt(np.sum(e.act[:N_FOREARM_MUSCLES] ** 2)))
+                den[sl] += env
+                if e.bright > 0.0:
+                    num[sl] += env * e.bright
+    return num / den
 
 
 def _eval_angles(actions: Sequence[_Action], t: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -374,22 +393,28 @@ def myo_front_end(fs: float = 200.0, emphasis: float = 0.08) -> np.ndarray:
     return np.vstack([hp, pre, *notches])
 
 
+BRIGHT_EMPHASIS = 0.6
+"""Pre-emphasis of the brighter Myo carrier that grips mix in (see ``PATTERN_BRIGHTNESS``)."""
+
+
 @lru_cache(maxsize=8)
 def _carrier_filters(fs: float) -> dict[str, tuple[np.ndarray, float] | None]:
     """Carrier filters with unit-variance gains: ``hi`` (fresh muscle), ``lo`` (fatigued muscle:
     the spectrum slides down), ``floor`` (electrode/amplifier noise; None = white)."""
     if fs <= 250:  # Myo: everything passes its front end
         active = myo_front_end(fs, emphasis=0.2)
+        bright = myo_front_end(fs, emphasis=BRIGHT_EMPHASIS)
         floor = myo_front_end(fs, emphasis=0.08)
         lo = np.vstack([signal.butter(2, [20.0, 60.0], btype="bandpass", fs=fs, output="sos"), active[2:]])
         return {
             "hi": (active, _unit_gain(active, fs)),
             "lo": (lo, _unit_gain(lo, fs)),
             "floor": (floor, _unit_gain(floor, fs)),
+            "bright": (bright, _unit_gain(bright, fs)),
         }
     hi = signal.butter(2, [40.0, 300.0], btype="bandpass", fs=fs, output="sos")
     lo = signal.butter(2, [20.0, 120.0], btype="bandpass", fs=fs, output="sos")
-    return {"hi": (hi, _unit_gain(hi, fs)), "lo": (lo, _unit_gain(lo, fs)), "floor": None}
+    return {"hi": (hi, _unit_gain(hi, fs)), "lo": (lo, _unit_gain(lo, fs)), "floor": None, "bright": None}
 
 
 @dataclass(frozen=True)
@@ -460,7 +485,7 @@ class _Carriers:
         # Filtered along the last axis ([source, sample] layout), which sosfilt runs without copies.
         self.zi = {k: np.zeros((f[0].shape[0], self.n_src, 2)) for k, f in self.filters.items() if f is not None}
         self.next_block = 0
-        self.cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
 
     def _filtered(self, key: str, u: np.ndarray, unit: float = _UNIFORM_SD) -> np.ndarray:
         """Filter a white input with standard deviation ``1 / unit`` to unit variance."""
@@ -472,25 +497,36 @@ class _Carriers:
 
     def get(self, block: int) -> tuple[np.ndarray, np.ndarray]:
         """(carrier, floor noise), each ``[n, n_ch]`` with unit variance."""
+        carrier, floor, _ = self.get_all(block)
+        return carrier, floor
+
+    def get_all(self, block: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(carrier, floor noise, brighter carrier or None), each ``[n, n_ch]`` with unit variance."""
         if block in self.cache:
             return self.cache[block]
         if block < self.next_block:
             raise RuntimeError(f"synthetic arm: block {block} was discarded (blocks are generated in order)")
         shape = self.shape
         white_floor = self.filters["floor"] is None
+        has_bright = self.filters.get("bright") is not None
         while self.next_block <= block:
             rng = _block_rng(self.seed, self.purpose, self.next_block)
             # Uniform draws are ~6x cheaper than normal ones; filtering (or summing three, for a
-            # white floor) makes the result near-Gaussian anyway.
-            u = rng.random((7 if white_floor else 5, self.n_src, self.n))
+            # white floor) makes the result near-Gaussian anyway. The brighter carrier's input
+            # is the last row, so the other rows are the same draws with or without it.
+            u = rng.random((7 if white_floor else 5 + has_bright, self.n_src, self.n))
             u -= 0.5
             w_lo = self.low_weight((self.next_block + 0.5) * BLOCK_S)
             carrier = self._filtered("hi", u[0])
             carrier *= math.sqrt(1.0 - w_lo)
             carrier += self._filtered("lo", u[1]) * math.sqrt(w_lo)
+            bright = self._filtered("bright", u[5]) if has_bright else None
             if shape.modulation_sd > 0:
                 sd = shape.modulation_sd
-                carrier *= np.exp(sd * self._filtered("mod", u[2]) - sd * sd)  # unit mean power
+                modulation = np.exp(sd * self._filtered("mod", u[2]) - sd * sd)  # unit mean power
+                carrier *= modulation
+                if bright is not None:
+                    bright *= modulation
             if white_floor:
                 floor = u[3] + u[4]
                 floor += u[5]
@@ -508,7 +544,9 @@ class _Carriers:
                 floor = self._filtered("floor", floor_in, unit=1.0)
             carrier = carrier[: self.n_ch] if self.mix is None else self.mix @ carrier
             floor = floor[: self.n_ch] if self.floor_mix is None else self.floor_mix @ floor
-            self.cache[self.next_block] = (np.ascontiguousarray(carrier.T), np.ascontiguousarray(floor.T))
+            if bright is not None:
+                bright = np.ascontiguousarray((bright[: self.n_ch] if self.mix is None else self.mix @ bright).T)
+            self.cache[self.next_block] = (np.ascontiguousarray(carrier.T), np.ascontiguousarray(floor.T), bright)
             self.next_block += 1
         for old in [b for b in self.cache if b < block - 1]:
             del self.cache[old]
@@ -951,7 +989,8 @@ class SyntheticArm:
             action.t_end = t0 + dur + 1.0
         if kind in ("wave", "rotate", "free") and rng.random() < 0.3:
             action.artefacts.append(self._artefact(rng, t0 + rng.uniform(0.0, 0.15), "forearm"))
-        action.envelopes.append(_Envelope(t0, t0 + dur, ramp_on, ramp_off, act))
+        bright = 0.0 if kind == "free" else PATTERN_BRIGHTNESS.get(muscle_pattern(label, w.arm), 0.0)
+        action.envelopes.append(_Envelope(t0, t0 + dur, ramp_on, ramp_off, act, bright))
         self._add_action(action)
         self._add_cue(t0, label)
         action.end_cue = self._add_cue(t0 + dur, REST)
@@ -1061,7 +1100,12 @@ class SyntheticArm:
         fatigue = self._fatigue(t)
         scale = tremor * (1.0 + w.fatigue_gain * fatigue)
         drift = 1.0 + w.drift_depth * np.sin(2 * math.pi * t[:, None] / f["drift_period"][None, :] + f["drift_phase"])
-        return {"t": t, "act": act * (scale[:, None] * self._peak[None, :]), "drift": drift}
+        return {
+            "t": t,
+            "act": act * (scale[:, None] * self._peak[None, :]),
+            "drift": drift,
+            "bright": _eval_brightness(actions, t),
+        }
 
     def _low_band_weight(self, t: float) -> float:
         """Share of the low-frequency carrier: grows as the wearer fatigues."""
@@ -1097,7 +1141,11 @@ class SyntheticArm:
     def _forearm(self, b: int, actions: list[_Action], slow: dict[str, np.ndarray]) -> np.ndarray:
         w, f = self.wearer, self._fixed
         t = slow["t"][:-1]
-        carrier, white = self._carr_f.get(b)
+        carrier, white, bright = self._carr_f.get_all(b)
+        share = slow["bright"][:-1]
+        if bright is not None and share.any():
+            # Grips carry more high-frequency power: mix in the brighter carrier (unit variance kept).
+            carrier = carrier * np.sqrt(1.0 - share)[:, None] + bright * np.sqrt(share)[:, None]
         a = slow["act"][:-1, :N_FOREARM_MUSCLES]
         # [n, 8] counts RMS of muscle activity (einsum: no BLAS threads for this small product)
         amp = np.sqrt(np.einsum("nm,mk->nk", a * a, self._gain_f))

@@ -3,7 +3,10 @@
 ``python -m emgpilot.signals.synthetic_levels [SHARED_DATA_DIR]`` prints a markdown table of
 per-subject medians of 200 ms window RMS (mean over the 8 channels, and the strongest channel)
 for the real ``cote_allard_myo`` and ``myo_readings`` subjects and for 20 synthetic wearers;
-``--shape`` prints spectral band shares and amplitude statistics instead.
+``--shape`` prints spectral band shares and amplitude statistics instead, ``--patterns`` the
+spatial pattern of each gesture around the electrode ring (each subject turned so that its
+wrist-extension peak is at electrode 0) and per-channel ZC / WL-per-MAV statistics, for
+``cote_allard_myo/pre_*`` and the ``myo_readings`` development subjects only.
 """
 
 from __future__ import annotations
@@ -148,6 +151,164 @@ def shape_table(root: Path, seeds: Iterable[int] = range(10)) -> str:
     return "\n".join(lines)
 
 
+PATTERN_CLASSES = ("fist", "wrist_flexion", "wrist_extension", "radial_deviation", "ulnar_deviation")
+DEV_MYO_READINGS = ("right_10000", "right_12345", "right_19999", "right_22222")
+"""The myo_readings development subjects (the others are held out for recognition results)."""
+
+
+def channel_levels(emg: np.ndarray, labels: np.ndarray, names: list[str], classes: Iterable[str]) -> dict[str, dict]:
+    """Per class: median per-channel RMS of 200 ms windows fully inside the label (``rms``, [8]),
+    and the mean per-channel zero-crossing rate (per sample) and waveform length per mean
+    absolute value (``zc``, ``wl_mav``, [8]): the spectral content the recognisers' time-domain
+    features see (means, not medians: one window's ZC comes in steps of 1/39)."""
+    n = len(emg) // WINDOW
+    x = emg[: n * WINDOW].astype(np.float64).reshape(n, WINDOW, emg.shape[1])
+    x = x - x.mean(axis=1, keepdims=True)
+    rms = np.sqrt((x**2).mean(axis=1))
+    mav = np.abs(x).mean(axis=1) + 1e-9
+    wl = np.abs(np.diff(x, axis=1)).sum(axis=1) / (WINDOW - 1)
+    zc = (np.signbit(x[:, 1:]) != np.signbit(x[:, :-1])).mean(axis=1)
+    lab = labels[: n * WINDOW].reshape(n, WINDOW)
+    out: dict[str, dict] = {}
+    for cls in ("rest", *classes):
+        if cls not in names:
+            continue
+        sel = (lab == names.index(cls)).all(axis=1)
+        if sel.sum() < 5:
+            continue
+        out[cls] = {
+            "rms": np.median(rms[sel], axis=0),
+            "zc": zc[sel].mean(axis=0),
+            "wl_mav": (wl[sel] / mav[sel]).mean(axis=0),
+        }
+    return out
+
+
+def circular_shift(v: np.ndarray, shift: float) -> np.ndarray:
+    """``v`` (around a ring of electrodes) turned by ``shift`` electrodes (fractional: band-limited
+    interpolation), so that ``out[k] = v[k + shift]``."""
+    n = len(v)
+    f = np.fft.rfft(v)
+    k = np.arange(len(f))
+    return np.fft.irfft(f * np.exp(2j * np.pi * k * shift / n), n)
+
+
+def aligned_patterns(levels: dict[str, dict], classes: Iterable[str] = PATTERN_CLASSES) -> dict[str, np.ndarray] | None:
+    """Each gesture's rest-subtracted channel RMS, normalised to mean 1 and turned around the ring
+    so that the wrist-extension pattern's first circular harmonic peaks at electrode 0 (removes
+    the armband's rotation, which differs between people)."""
+    if "wrist_extension" not in levels or "rest" not in levels:
+        return None
+    rest = levels["rest"]["rms"]
+
+    def active(cls: str) -> np.ndarray:
+        return np.sqrt(np.maximum(levels[cls]["rms"] ** 2 - rest**2, 0.0)) + 1e-6
+
+    ext = active("wrist_extension")
+    phase = np.angle(np.sum(ext * np.exp(2j * np.pi * np.arange(len(ext)) / len(ext))))
+    shift = phase / (2 * np.pi) * len(ext)
+    out = {}
+    for cls in classes:
+        if cls in levels:
+            a = active(cls)
+            out[cls] = circular_shift(a / a.mean(), shift)
+    return out
+
+
+def real_pattern_sets(root: Path) -> dict[str, list[dict[str, dict]]]:
+    """Channel levels of the pattern reference subjects: ``cote_allard_myo/pre_*`` and the four
+    ``myo_readings`` development subjects (never the held-out evaluation subjects)."""
+    sets: dict[str, list[dict[str, dict]]] = {}
+    files = {
+        "cote_allard_myo pre_*": sorted((root / "cote_allard_myo").glob("pre_*.npz")),
+        "myo_readings dev": [root / "myo_readings" / f"{s}.npz" for s in DEV_MYO_READINGS],
+    }
+    for name, paths in files.items():
+        sets[name] = []
+        for f in paths:
+            if not f.is_file():
+                log.warning("%s not found: skipped", f)
+                continue
+            with np.load(f, allow_pickle=False) as d:
+                names = [str(n) for n in d["class_names"]]
+                sets[name].append(channel_levels(d["emg"], d["labels"], names, PATTERN_CLASSES))
+    return sets
+
+
+def synthetic_pattern_levels(seeds: Iterable[int] = range(20), reps: int = 2) -> list[dict[str, dict]]:
+    """Channel levels of cued synthetic sessions (3 s holds of each pattern class), like the real data."""
+    n = len(PATTERN_CLASSES)
+    items = [(3.0 + 6.0 * i, 3.0, PATTERN_CLASSES[i % n]) for i in range(n * reps)]
+    names = ["rest", *PATTERN_CLASSES]
+    res = []
+    for seed in seeds:
+        data, _ = generate(
+            seed=seed, duration_s=items[-1][0] + 6.0, schedule=Schedule.scripted(items), streams=("forearm_emg",)
+        )
+        emg = data["forearm_emg"]
+        labels = np.zeros(len(emg), dtype=np.int8)
+        for t0, dur, label in items:
+            labels[(emg.t >= t0 + 0.3) & (emg.t < t0 + dur - 0.2)] = names.index(label)
+            labels[(emg.t >= t0) & (emg.t < t0 + 0.3)] = -1
+            labels[(emg.t >= t0 + dur - 0.2) & (emg.t < t0 + dur + 0.3)] = -1
+        res.append(channel_levels(emg.data, labels, names, PATTERN_CLASSES))
+    return res
+
+
+def aligned_stack(levels: list[dict[str, dict]]) -> dict[str, np.ndarray]:
+    """Per class, ``[n_subjects, 8]`` aligned patterns (:func:`aligned_patterns`) of a set."""
+    aligned = [a for a in (aligned_patterns(lv) for lv in levels) if a is not None]
+    return {c: np.array([a[c] for a in aligned if c in a]) for c in PATTERN_CLASSES}
+
+
+def pattern_sets(root: Path, seeds: Iterable[int] = range(20)) -> dict[str, list[dict[str, dict]]]:
+    """Channel levels of the real pattern reference sets plus the synthetic wearers ``seeds``."""
+    sets = real_pattern_sets(root)
+    sets["synthetic"] = synthetic_pattern_levels(seeds)
+    return sets
+
+
+def active_spectrum(levels: dict[str, dict], cls: str, stat: str) -> float | None:
+    """Mean of a per-channel spectral statistic (``zc`` or ``wl_mav``) over the class's three
+    strongest channels (the muscles' own signal rather than the noise floor)."""
+    if cls not in levels:
+        return None
+    strongest = np.argsort(levels[cls]["rms"])[-3:]
+    return float(levels[cls][stat][strongest].mean())
+
+
+def pattern_table(sets: dict[str, list[dict[str, dict]]]) -> str:
+    """Markdown table: per set and class, the median aligned pattern per electrode, its
+    focality (strongest aligned channel / mean, median over subjects), how well each subject's
+    pattern correlates with the real subjects' median (median and p10), and the spectral
+    statistics of the three strongest channels (median over subjects)."""
+    real = [lv for name, levels in sets.items() if name != "synthetic" for lv in levels]
+    real_median = {c: np.median(v, axis=0) for c, v in aligned_stack(real).items() if len(v)}
+    lines = [
+        "| set | n | class | aligned channel RMS / mean, electrodes 0-7 | focality | corr. with real median: "
+        "median (p10) | ZC per sample | WL/MAV |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, levels in sets.items():
+        stack = aligned_stack(levels)
+        for cls in ("rest", *PATTERN_CLASSES):
+            zc = [v for v in (active_spectrum(lv, cls, "zc") for lv in levels) if v is not None]
+            wl = [v for v in (active_spectrum(lv, cls, "wl_mav") for lv in levels) if v is not None]
+            spectral = f"{np.median(zc):.3f} | {np.median(wl):.3f}" if zc else "- | -"
+            if cls == "rest":
+                lines.append(f"| {name} | {len(levels)} | rest | - | - | - | {spectral} |")
+                continue
+            v = stack.get(cls)
+            if v is None or not len(v):
+                continue
+            corr = np.array([np.corrcoef(row, real_median[cls])[0, 1] for row in v])
+            cells = " ".join(f"{x:.2f}" for x in np.median(v, axis=0))
+            lines.append(
+                f"| {name} | {len(v)} | {cls} | {cells} | {np.median(v.max(axis=1)):.2f} "
+                f"| {np.median(corr):.2f} ({np.percentile(corr, 10):.2f}) | {spectral} |"
+            )
+    return "\n".join(lines)
+
 def summarize(levels: list[dict[str, tuple[float, float]]], cls: str, which: int) -> str:
     v = np.array([lv[cls][which] for lv in levels if cls in lv])
     if not len(v):
@@ -178,10 +339,18 @@ def main(argv: list[str] | None = None) -> int:
         help="folder holding cote_allard_myo/ and myo_readings/",
     )
     parser.add_argument("--shape", action="store_true", help="print spectral band shares and amplitude statistics")
+    parser.add_argument(
+        "--patterns",
+        action="store_true",
+        help="print spatial patterns around the ring (aligned on wrist extension) and ZC / WL per MAV",
+    )
     args = parser.parse_args(argv)
     root = Path(args.shared_data)
     if args.shape:
         print(shape_table(root))
+        return 0
+    if args.patterns:
+        print(pattern_table(pattern_sets(root)))
         return 0
     sets: dict[str, list[dict[str, tuple[float, float]]]] = {}
     for name in ("cote_allard_myo", "myo_readings"):

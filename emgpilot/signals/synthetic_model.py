@@ -23,7 +23,7 @@ import bisect
 import itertools
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -32,44 +32,80 @@ from emgpilot.signals.vocabulary import GESTURES, PRIMITIVE_OF, REST, cue_target
 
 # --------------------------------------------------------------------------- muscles
 
-MUSCLES: tuple[str, ...] = ("extensor", "flexor", "radial", "ulnar", "pronator", "supinator", "biceps", "triceps")
-"""Muscle groups the arm simulates: six forearm groups under the Myo, two upper-arm muscles."""
-N_FOREARM_MUSCLES = 6
+MUSCLES: tuple[str, ...] = (
+    "extensor",
+    "flexor",
+    "radial",
+    "ulnar",
+    "pronator",
+    "supinator",
+    "wrist_flexor",
+    "biceps",
+    "triceps",
+)
+"""Muscle groups the arm simulates: seven forearm groups under the Myo, two upper-arm muscles."""
+N_FOREARM_MUSCLES = 7
 _M = {m: i for i, m in enumerate(MUSCLES)}
 
 # Angle of each forearm group around the forearm (deg, 0 = dorsal midline where the Myo's IMU pod
 # sits for a wearer with band rotation 0; positive towards the radial/thumb side on a right arm)
-# and how focal its surface field is (von Mises concentration: the extensors are superficial and
-# focal, the flexor mass and the deep supinator spread over more electrodes).
-MUSCLE_ANGLE_DEG = np.array([0.0, 180.0, 70.0, -95.0, 135.0, 40.0])
-MUSCLE_KAPPA = np.array([2.6, 1.6, 1.8, 1.8, 1.4, 1.0])
+# and how focal its surface field is (von Mises concentration). Groups: "extensor" = the finger
+# extensors on the back; "flexor" = the finger flexors (superficial and deep), the broad mass on
+# the palm side towards the ulna; "radial" = the radial wrist extensors and brachioradialis;
+# "ulnar" = extensor and flexor carpi ulnaris on the ulnar edge; pronator teres; the deep
+# supinator; "wrist_flexor" = flexor carpi radialis and palmaris longus (palm side, radial).
+# Angles, widths and the forearm part of the wrist patterns below were fitted (least squares,
+# each pattern's prime mover held fixed; afterwards every pattern rescaled to its previous
+# channel-mean level, so the level table holds) to real Myo recordings: the median over subjects
+# of each gesture's channel RMS, each subject turned so that its wrist-extension peak sits at
+# electrode 0 (cote_allard_myo pre_* and four myo_readings development subjects;
+# ``python -m emgpilot.signals.synthetic_levels --patterns``).
+MUSCLE_ANGLE_DEG = np.array([-22.0, 200.0, 28.0, -66.0, 135.0, 40.0, 125.0])
+MUSCLE_KAPPA = np.array([6.0, 3.0, 6.0, 2.0, 1.4, 1.0, 6.0])
 CROSSTALK_FLOOR = 0.05
 """Fraction of a muscle's field every electrode picks up through volume conduction."""
+ELECTRODE_PITCH_DEG = -45.0
+"""Angle from one Myo electrode to the next in the wearer's physical frame (right-hand rotation
+about +x). Negative: on a right arm the channel numbers grow from the back of the forearm
+towards the radial (thumb) side, as real recordings show (radial deviation peaks one electrode
+after the wrist-extension peak, ulnar deviation one before)."""
 
 # Myo counts RMS at the best electrode for full activation (1.0) of each forearm group, and
 # MyoWare ADC counts RMS for the upper-arm muscles, for the median wearer. Chosen so that the
 # median wearer's 200 ms RMS matches the median real subject (docs/readme/synthetic.md).
-MUSCLE_PEAK_COUNTS = np.array([66.0, 34.0, 25.0, 25.0, 16.0, 14.0, 110.0, 90.0])
+MUSCLE_PEAK_COUNTS = np.array([66.0, 34.0, 25.0, 25.0, 16.0, 14.0, 30.0, 110.0, 90.0])
 
 # Fraction of each muscle group's peak activation per motion (before vigour and wearer strength).
-# Fist co-activates flexors and extensors with flexor emphasis; stiffen co-contracts biceps and
-# triceps; elbow flexion is the biceps alone (the stiffen detector must not fire on it).
+# A real power grip is the finger flexors with the radial and ulnar wrist extensors co-contracting
+# to hold the wrist straight (little flexor carpi radialis, which is what separates it from wrist
+# flexion on the surface); wrist flexion is flexor carpi radialis and ulnaris with the finger
+# flexors; wrist extension recruits the radial and ulnar wrist extensors with the finger
+# extensors; radial deviation is the radial extensors with flexor carpi radialis. Stiffen
+# co-contracts biceps and triceps; elbow flexion is the biceps alone (the stiffen detector must
+# not fire on it).
 _PATTERNS: dict[str, dict[str, float]] = {
     REST: {},
-    "fist": {"flexor": 0.65, "extensor": 0.25, "radial": 0.25, "ulnar": 0.25, "biceps": 0.08, "triceps": 0.05},
-    "wrist_flexion": {"flexor": 0.72, "ulnar": 0.20, "extensor": 0.08},
-    "wrist_extension": {"extensor": 0.85, "radial": 0.20, "flexor": 0.08},
-    "stiffen": {"biceps": 0.60, "triceps": 0.60, "flexor": 0.12, "extensor": 0.12},
-    "elbow_flexion": {"biceps": 0.50, "triceps": 0.05, "radial": 0.30},
-    "supinate": {"supinator": 0.60, "biceps": 0.20, "extensor": 0.10},
-    "pronate": {"pronator": 0.60, "flexor": 0.12},
-    "hand_open": {"extensor": 0.55, "radial": 0.15, "ulnar": 0.15},
-    "radial_deviation": {"radial": 0.70, "flexor": 0.20, "extensor": 0.25},
-    "ulnar_deviation": {"ulnar": 0.70, "flexor": 0.25, "extensor": 0.20},
-    "chuck_grip": {"flexor": 0.45, "extensor": 0.20, "radial": 0.20},
-    "pinch_grip": {"flexor": 0.35, "extensor": 0.15, "radial": 0.25},
-    "sign_letter": {"flexor": 0.30, "extensor": 0.30, "radial": 0.10, "ulnar": 0.10},
+    "fist": {"flexor": 0.64, "radial": 0.54, "ulnar": 0.68, "wrist_flexor": 0.43, "biceps": 0.08, "triceps": 0.05},
+    "wrist_flexion": {"wrist_flexor": 0.65, "flexor": 0.55, "ulnar": 0.40, "radial": 0.11, "extensor": 0.09},
+    "wrist_extension": {"extensor": 0.95, "radial": 0.63, "ulnar": 0.78, "flexor": 0.08, "wrist_flexor": 0.05},
+    "stiffen": {"biceps": 0.60, "triceps": 0.60, "flexor": 0.17, "extensor": 0.17},
+    "elbow_flexion": {"biceps": 0.50, "triceps": 0.05, "radial": 0.53},
+    "supinate": {"supinator": 0.62, "biceps": 0.20, "extensor": 0.10},
+    "pronate": {"pronator": 0.61, "flexor": 0.12},
+    "hand_open": {"extensor": 0.80, "radial": 0.22, "ulnar": 0.22},
+    "radial_deviation": {"radial": 0.55, "wrist_flexor": 0.50, "extensor": 0.45, "flexor": 0.14, "ulnar": 0.04},
+    "ulnar_deviation": {"ulnar": 0.95, "flexor": 0.27, "extensor": 0.19, "radial": 0.09},
+    "chuck_grip": {"flexor": 0.61, "extensor": 0.27, "radial": 0.27},
+    "pinch_grip": {"flexor": 0.48, "extensor": 0.20, "radial": 0.34},
+    "sign_letter": {"flexor": 0.42, "extensor": 0.42, "radial": 0.14, "ulnar": 0.14},
 }
+
+PATTERN_BRIGHTNESS: dict[str, float] = {"fist": 0.3, "radial_deviation": 0.2, "chuck_grip": 0.2, "pinch_grip": 0.2}
+"""Share of a brighter (more high-frequency) Myo carrier in a pattern's EMG. Real power grips and
+radial deviation have higher zero-crossing rates and waveform length per mean absolute value
+on their active channels than wrist flexion or extension (cote_allard_myo pre_* and the
+myo_readings development subjects: ZC 0.61 vs 0.57-0.59 per sample, WL/MAV 1.64-1.65 vs
+1.58-1.62); patterns not listed use the ordinary carrier."""
 
 
 def pattern_vector(name: str) -> np.ndarray:
@@ -157,6 +193,10 @@ class Wearer:
     gyro_bias_dps, gyro_noise_dps, acc_noise_g : IMU imperfections.
     elevation_deg : resting forearm elevation above horizontal.
     acc_scale : accelerometer scale error (real Myo recordings read gravity as ~0.96 g).
+    muscle_angle_offset_deg : per forearm group, how far this person's muscle sits from the
+        table position (anatomy and forearm girth differ).
+    field_focus : multiplies every forearm group's field concentration (thin subcutaneous tissue
+        gives focal patterns; real subjects' patterns range from broad to focal).
     """
 
     arm: str = "right"
@@ -195,6 +235,8 @@ class Wearer:
     acc_noise_g: float = 0.006
     elevation_deg: float = 5.0
     acc_scale: float = 1.0
+    muscle_angle_offset_deg: tuple[float, ...] = (0.0,) * N_FOREARM_MUSCLES
+    field_focus: float = 1.0
     seed: int | None = None
 
     def __post_init__(self) -> None:
@@ -204,6 +246,8 @@ class Wearer:
             raise ValueError("Wearer.channel_gains and noise_channel need 8 values (Myo electrodes)")
         if len(self.muscle_strength) != len(MUSCLES):
             raise ValueError(f"Wearer.muscle_strength needs {len(MUSCLES)} values ({', '.join(MUSCLES)})")
+        if len(self.muscle_angle_offset_deg) != N_FOREARM_MUSCLES:
+            raise ValueError(f"Wearer.muscle_angle_offset_deg needs {N_FOREARM_MUSCLES} values (forearm groups)")
 
     @classmethod
     def random(cls, seed: int, max_rotation_deg: float = 35.0, left_arm_p: float = 0.1) -> Wearer:
@@ -218,7 +262,7 @@ class Wearer:
         def logn(sd: Any, n: int | None = None) -> Any:
             return np.exp(rng.normal(0.0, sd, n))
 
-        return cls(
+        wearer = cls(
             arm="left" if rng.random() < left_arm_p else "right",
             band_rotation_deg=float(rng.uniform(-max_rotation_deg, max_rotation_deg)),
             channel_gains=tuple(float(g) for g in logn(0.15, 8)),
@@ -233,8 +277,12 @@ class Wearer:
             hum_upper=float(rng.uniform(0.5, 8.0)),
             strength=float(np.clip(logn(0.35), 0.4, 2.3)),
             # Real subjects' fist and flexion levels vary more than their extension levels.
+            # The wrist-flexor group's value is drawn last (below) and put in its place then.
             muscle_strength=tuple(
-                float(g) for g in np.clip(logn(np.array([0.2, 0.35, 0.25, 0.25, 0.25, 0.25, 0.3, 0.3])), 0.4, 2.2)
+                float(g)
+                for g in np.insert(
+                    np.clip(logn(np.array([0.2, 0.35, 0.25, 0.25, 0.25, 0.25, 0.3, 0.3])), 0.4, 2.2), 6, 1.0
+                )
             ),
             upper_gains=(float(logn(0.35)), float(logn(0.35))),
             upper_offset=(float(rng.normal(512.0, 15.0)), float(rng.normal(512.0, 15.0))),
@@ -258,8 +306,14 @@ class Wearer:
             channel_coupling=float(rng.uniform(0.12, 0.35)),
             floor_coupling=float(rng.uniform(0.03, 0.25)),
             common_coupling=float(rng.uniform(0.1, 0.35)),
+            # Drawn last so that adding them left every other property of seeded wearers unchanged.
+            muscle_angle_offset_deg=tuple(float(a) for a in np.clip(rng.normal(0.0, 10.0, N_FOREARM_MUSCLES), -20, 20)),
+            field_focus=float(np.clip(logn(0.3), 0.6, 1.8)),
             seed=int(seed),
         )
+        strength = list(wearer.muscle_strength)
+        strength[_M["wrist_flexor"]] = float(np.clip(logn(0.35), 0.4, 2.2))
+        return replace(wearer, muscle_strength=tuple(strength))
 
     @property
     def sign(self) -> float:
@@ -271,12 +325,13 @@ class Wearer:
 
     def spatial_gain(self) -> np.ndarray:
         """``[6, 8]`` gain of each forearm muscle group at each Myo electrode (peak 1)."""
-        electrode = np.deg2rad(self.band_rotation_deg + 45.0 * np.arange(8))
+        electrode = np.deg2rad(self.band_rotation_deg + ELECTRODE_PITCH_DEG * np.arange(8))
         # Physical angles grow with a right-hand rotation about +x; the radial side of a right arm
         # lies at negative angles there, so the table (positive = radial) is negated, and mirrored
         # again for a left arm.
-        muscle = np.deg2rad(-self.sign * MUSCLE_ANGLE_DEG)
-        field_ = np.exp(MUSCLE_KAPPA[:, None] * (np.cos(electrode[None, :] - muscle[:, None]) - 1.0))
+        muscle = np.deg2rad(-self.sign * (MUSCLE_ANGLE_DEG + np.asarray(self.muscle_angle_offset_deg)))
+        kappa = MUSCLE_KAPPA * self.field_focus
+        field_ = np.exp(kappa[:, None] * (np.cos(electrode[None, :] - muscle[:, None]) - 1.0))
         return CROSSTALK_FLOOR + (1.0 - CROSSTALK_FLOOR) * field_
 
     def peak_counts(self) -> np.ndarray:

@@ -248,7 +248,9 @@ def test_left_arm_mirrors_thumb_up_and_wave_muscles():
 def test_armband_rotation_shifts_channels_fractionally():
     w0, w1 = Wearer(band_rotation_deg=0.0), Wearer(band_rotation_deg=45.0)
     g0, g1 = w0.spatial_gain(), w1.spatial_gain()
-    np.testing.assert_allclose(g1, np.roll(g0, -1, axis=1), atol=1e-12)  # one electrode pitch = one channel
+    # One electrode pitch = one channel; channel numbers grow against the physical angle (right-hand
+    # rule about +x), so turning the band by +45 deg moves every muscle to the next channel.
+    np.testing.assert_allclose(g1, np.roll(g0, 1, axis=1), atol=1e-12)
     half = Wearer(band_rotation_deg=22.5).spatial_gain()
     assert not np.allclose(half, g0) and not np.allclose(half, g1)
 
@@ -384,6 +386,70 @@ def test_myo_spectrum_and_statistics_match_the_real_recordings(shared_data):
             else:
                 assert r.min() * 0.9 - 0.5 <= v <= r.max() * 1.1 + 0.5, (cls, band, v, r.min(), r.max())
 
+
+
+def test_channel_numbers_grow_towards_the_radial_side_on_a_right_arm():
+    """As on a real Myo worn on the right forearm: radial deviation lights up the channel after the
+    wrist-extension peak, ulnar deviation the one before (synthetic only, median wearer)."""
+    levels = synthetic_levels.synthetic_pattern_levels([0], reps=1)[0]
+    aligned = synthetic_levels.aligned_patterns(levels)
+    assert aligned is not None
+    assert aligned["radial_deviation"][1] > 1.5 * aligned["radial_deviation"][7]
+    assert aligned["ulnar_deviation"][7] > 1.5 * aligned["ulnar_deviation"][1]
+    # Flexion sits on the opposite side of the ring from extension.
+    assert np.argmax(aligned["wrist_flexion"]) in (3, 4, 5)
+
+
+@pytest.fixture(scope="module")
+def real_and_synthetic_patterns(shared_data):
+    real_sets = synthetic_levels.real_pattern_sets(shared_data)
+    real = [lv for levels in real_sets.values() for lv in levels]
+    if len(real) < 10:
+        pytest.skip("fewer than 10 cote_allard_myo pre_* / myo_readings development recordings in the shared data")
+    return real, synthetic_levels.synthetic_pattern_levels(range(20), reps=1)
+
+
+def test_synthetic_spatial_patterns_lie_within_the_real_spread(real_and_synthetic_patterns):
+    """Each gesture's channel RMS around the ring, every subject turned so that its wrist-extension
+    peak is at electrode 0 (cote_allard_myo pre_* and the myo_readings development subjects only):
+    the 20 wearers' median pattern lies within the real subjects' 10th-90th percentiles at every
+    electrode, most wearers correlate with the real median pattern at least as well as the
+    real 10th percentile does, and the patterns are as focal as real ones."""
+    real, synth = real_and_synthetic_patterns
+    real_stack, synth_stack = synthetic_levels.aligned_stack(real), synthetic_levels.aligned_stack(synth)
+    for cls in synthetic_levels.PATTERN_CLASSES:
+        r, v = real_stack[cls], synth_stack[cls]
+        assert len(v) == 20, cls
+        lo, hi = np.percentile(r, 10, axis=0), np.percentile(r, 90, axis=0)
+        median = np.median(v, axis=0)
+        assert ((median >= lo) & (median <= hi)).all(), (cls, median.round(2), lo.round(2), hi.round(2))
+        reference = np.median(r, axis=0)
+        corr_real = np.array([np.corrcoef(x, reference)[0, 1] for x in r])
+        corr_synth = np.array([np.corrcoef(x, reference)[0, 1] for x in v])
+        assert np.mean(corr_synth >= np.percentile(corr_real, 10)) >= 0.75, (cls, corr_synth.round(2))
+        focal_lo, focal_hi = np.percentile(r.max(axis=1), [10, 90])
+        assert focal_lo <= np.median(v.max(axis=1)) <= focal_hi, (cls, np.median(v.max(axis=1)), focal_lo, focal_hi)
+
+
+def test_synthetic_gesture_spectra_match_the_real_subjects(real_and_synthetic_patterns):
+    """Zero crossings per sample and waveform length per mean absolute value on each gesture's three
+    strongest channels: the wearers' median lies within the real subjects' 10th-90th percentiles,
+    and a fist is spectrally brighter than a wrist flexion, as in the real subjects."""
+    real, synth = real_and_synthetic_patterns
+
+    def values(levels: list, cls: str, stat: str) -> np.ndarray:
+        return np.array([synthetic_levels.active_spectrum(lv, cls, stat) for lv in levels if cls in lv])
+
+    for cls in synthetic_levels.PATTERN_CLASSES:
+        for stat in ("zc", "wl_mav"):
+            r, v = values(real, cls, stat), values(synth, cls, stat)
+            lo, hi = np.percentile(r, [10, 90])
+            assert lo <= np.median(v) <= hi, (cls, stat, np.median(v), lo, hi)
+    for stat in ("zc", "wl_mav"):
+        paired = [lv for lv in real if "fist" in lv and "wrist_flexion" in lv]
+        real_gap = np.median(values(paired, "fist", stat) - values(paired, "wrist_flexion", stat))
+        synth_gap = np.median(values(synth, "fist", stat) - values(synth, "wrist_flexion", stat))
+        assert real_gap > 0 and 0.4 * real_gap < synth_gap < 2.5 * real_gap, (stat, synth_gap, real_gap)
 
 # --------------------------------------------------------------------------- live control and pacing
 
