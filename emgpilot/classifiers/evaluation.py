@@ -55,12 +55,9 @@ log = logging.getLogger(__name__)
 
 SENSOR_NAMES = {s.name for s in SENSOR_STREAMS}
 
-FEED_GAPS = False
-"""Whether GapEvents of the inputs are pushed into the pipeline. Off for now: Pipeline.push marks
-a source absent on a GapEvent (watermark +inf), each stage's watermark is then stuck at +inf, so a
-multi-input stage (fusion) never advances again once the data resumes. Imported datasets carry a
-GapEvent between every original file, so evaluation would stop after the first file. Without the
-events the pipeline sees a time jump, which its stages (causal filters, tick grids) handle."""
+FEED_GAPS = True
+"""Whether GapEvents of the inputs are pushed into the pipeline, as a live device does (the
+importers put one between every original file of a session)."""
 TIMELINE_RATE_HZ = 20.0
 OFFLINE_BLOCK_S = 10.0
 """Offline replays join each stream's consecutive chunks into blocks of up to this many data-seconds

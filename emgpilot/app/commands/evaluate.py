@@ -40,9 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-baseline", action="store_true", help="skip the Hudgins+LDA baseline")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument(
-        "--feed-gaps",
+        "--ignore-gaps",
         action="store_true",
-        help="also push the inputs' data-gap events into the pipeline (off by default: see docs)",
+        help="do not push the inputs' data-gap events into the pipeline (a live device does)",
     )
     p.set_defaults(func=run)
 
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         keep_timeline=bool(args.report),
         progress=not args.no_progress,
         baseline=not args.no_baseline,
-        feed_gaps=args.feed_gaps,
+        feed_gaps=not args.ignore_gaps,
     )
     summary = summarize(results)
     command = "emgpilot evaluate " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 1 else ""
