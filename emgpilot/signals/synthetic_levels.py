@@ -309,6 +309,7 @@ def pattern_table(sets: dict[str, list[dict[str, dict]]]) -> str:
             )
     return "\n".join(lines)
 
+
 def summarize(levels: list[dict[str, tuple[float, float]]], cls: str, which: int) -> str:
     v = np.array([lv[cls][which] for lv in levels if cls in lv])
     if not len(v):

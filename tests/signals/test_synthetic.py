@@ -387,7 +387,6 @@ def test_myo_spectrum_and_statistics_match_the_real_recordings(shared_data):
                 assert r.min() * 0.9 - 0.5 <= v <= r.max() * 1.1 + 0.5, (cls, band, v, r.min(), r.max())
 
 
-
 def test_channel_numbers_grow_towards_the_radial_side_on_a_right_arm():
     """As on a real Myo worn on the right forearm: radial deviation lights up the channel after the
     wrist-extension peak, ulnar deviation the one before (synthetic only, median wearer)."""
@@ -450,6 +449,7 @@ def test_synthetic_gesture_spectra_match_the_real_subjects(real_and_synthetic_pa
         real_gap = np.median(values(paired, "fist", stat) - values(paired, "wrist_flexion", stat))
         synth_gap = np.median(values(synth, "fist", stat) - values(synth, "wrist_flexion", stat))
         assert real_gap > 0 and 0.4 * real_gap < synth_gap < 2.5 * real_gap, (stat, synth_gap, real_gap)
+
 
 # --------------------------------------------------------------------------- live control and pacing
 
