@@ -382,10 +382,14 @@ class ActivationDetector(WindowedDetector):
         cfg: DetectorConfig,
         wrist: WristClassifier | None = None,
         rotation_mode: str = "auto",
+        mirror: bool = False,
     ) -> None:
         if rotation_mode not in ROTATION_MODES:
             raise ValueError(f"wrist rotation mode must be one of {ROTATION_MODES}, not {rotation_mode!r}")
         self.wrist = wrist
+        # A left arm mirrors the electrode ring (the network learnt right arms); no rotation undoes
+        # that, so the electrode order is reversed before the network (and its rotation estimate).
+        self.mirror = bool(mirror)
         self.rotation_mode = _resolve_rotation_mode(rotation_mode, wrist)
         # With a wrist model the windows are the model's (both see the same samples).
         super().__init__("activation", source, cfg, window=None if wrist is None else int(wrist.window))
@@ -456,6 +460,8 @@ class ActivationDetector(WindowedDetector):
         n_near = int(near.sum())
         if n_near:
             x = windows[near].astype(np.float32)
+            if self.mirror:
+                x = np.ascontiguousarray(x[:, :, ::-1])
             if self.rotation_mode == "none":
                 probs[near] = _tiled(self.wrist.predict_proba, x)
             else:

@@ -158,7 +158,8 @@ def recognition_stages(
     if FOREARM_FILTERED in streams:
         src = streams[FOREARM_FILTERED]
         model = wrist if wrist is not None else load_wrist(cfg.wrist_model)
-        activation = ActivationDetector(src, cfg.activation, model, cfg.wrist_rotation)
+        # A left arm (fusion.arm = "left") mirrors the electrode ring for the wrist network.
+        activation = ActivationDetector(src, cfg.activation, model, cfg.wrist_rotation, mirror=cfg.fusion.arm == "left")
         stages.append(activation)
         stages.append(FistDetector(src, cfg.fist))
         detectors += ["activation", "fist"]

@@ -152,3 +152,34 @@ def test_a_gap_in_the_data_ends_the_gesture():
     for size in (50, 4000):
         _, s = _states(ActivationDetector(FILTERED, DetectorConfig()), Chunk(FILTERED, t, x), size=size)
         assert len(_onsets(s[:, COL["active"]] > 0)) == 2
+
+
+def test_left_arm_mirrors_the_electrode_ring_for_the_wrist_network():
+    """A left arm's ring runs the other way round: with ``mirror`` the detector undoes that exactly
+    (same wrist probabilities, same rotation estimate, as the unmirrored signal without it)."""
+    from emgpilot.classifiers.recognition import recognition_stages
+    from emgpilot.classifiers.wrist import load_wrist_model
+
+    model = load_wrist_model()
+    right = forearm(30.0)
+    left = Chunk(FILTERED, right.t, np.ascontiguousarray(right.data[:, ::-1]))
+
+    def wrist_out(det: ActivationDetector, chunk: Chunk) -> np.ndarray:
+        return np.concatenate([m.data for c in cut(chunk, 100) for m in det.process(c) if m.stream == "wrist"])
+
+    p_right = wrist_out(ActivationDetector(FILTERED, DetectorConfig(), model), right)
+    mirrored = ActivationDetector(FILTERED, DetectorConfig(), model, mirror=True)
+    p_left = wrist_out(mirrored, left)
+    assert np.isfinite(p_right).any()
+    np.testing.assert_array_equal(p_left, p_right)
+    p_unmirrored = wrist_out(ActivationDetector(FILTERED, DetectorConfig(), model), left)
+    assert not np.array_equal(np.nan_to_num(p_unmirrored), np.nan_to_num(p_right))
+
+    cfg = RecognitionConfig()
+    cfg.fusion.arm = "left"
+    streams = {FILTERED.name: FILTERED}
+    (activation,) = [s for s in recognition_stages(cfg, streams, wrist=model) if isinstance(s, ActivationDetector)]
+    assert activation.mirror
+    cfg.fusion.arm = "auto"
+    (activation,) = [s for s in recognition_stages(cfg, streams, wrist=model) if isinstance(s, ActivationDetector)]
+    assert not activation.mirror
