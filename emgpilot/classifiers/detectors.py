@@ -178,8 +178,17 @@ class WindowedDetector(Stage):
         # A jump in data time (samples missing for longer than GAP_S) ends any gesture: the
         # windows restart after it and the on/off state is reset.
         t_in = np.asarray(msg.t, dtype=np.float64)
-        prev = np.concatenate([[self._last_t], t_in[:-1]])
-        cuts = np.flatnonzero(t_in - prev > GAP_S).tolist()
+        if len(t_in) <= 16:
+            # Live-sized chunks: a Python loop is ~15x cheaper than the numpy calls (same float64
+            # arithmetic, same cuts).
+            cuts, prev_t = [], self._last_t
+            for i, t_i in enumerate(t_in.tolist()):
+                if t_i - prev_t > GAP_S:
+                    cuts.append(i)
+                prev_t = t_i
+        else:
+            prev = np.concatenate([[self._last_t], t_in[:-1]])
+            cuts = np.flatnonzero(t_in - prev > GAP_S).tolist()
         self._last_t = float(t_in[-1])
         if not cuts:
             return self._process_piece(msg.data, t_in)
