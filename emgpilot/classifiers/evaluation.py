@@ -236,12 +236,16 @@ def _concat(chunks: list[Chunk]) -> tuple[np.ndarray, np.ndarray]:
 def offline_blocks(feed: list[Message], block_s: float = OFFLINE_BLOCK_S) -> list[Message]:
     """Join each stream's consecutive chunks into blocks of at most ``block_s`` data-seconds.
 
-    A block ends at a jump in data time (more than 1.5 sample periods between chunks), at a
-    GapEvent of its stream and at ``block_s``; blocks keep data-time order (by last sample, as the
-    feed). Only the chunking changes, which the pipeline's output does not depend on.
+    A block ends at a jump in data time (more than 1.5 sample periods between chunks) and at
+    ``block_s``; blocks keep data-time order (by last sample, as the feed). Only the chunking
+    changes, which the pipeline's output does not depend on. A feed holding GapEvents is returned
+    as it is: while a source is absent its watermark follows the other sources' progress, which
+    does depend on their chunking (the importers' files come in one chunk per original file anyway).
     """
     from emgpilot.signals.streams import concat_chunks
 
+    if any(isinstance(m, GapEvent) for m in feed):
+        return list(feed)
     open_blocks: dict[str, list[Chunk]] = {}
     out: list[Message] = []
 
@@ -251,8 +255,6 @@ def offline_blocks(feed: list[Message], block_s: float = OFFLINE_BLOCK_S) -> lis
 
     for m in feed:
         if not isinstance(m, Chunk):
-            if isinstance(m, GapEvent) and m.source_stream in open_blocks:
-                close(m.source_stream)
             out.append(m)
             continue
         name = m.info.name

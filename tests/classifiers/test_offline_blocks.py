@@ -1,4 +1,5 @@
-"""Offline block joining: same samples, same order per stream, blocks end at jumps, gaps and block_s."""
+"""Offline block joining: same samples, same order per stream, blocks end at jumps and block_s;
+a feed with gap events keeps its chunks."""
 
 import numpy as np
 
@@ -16,7 +17,6 @@ def _chunks(info, t0: float, t1: float, chunk_s: float) -> list[Chunk]:
 def _feed() -> list:
     feed = _chunks(FOREARM_EMG, 0.0, 25.0, 0.25) + _chunks(FOREARM_IMU, 0.0, 25.0, 0.25)
     feed += _chunks(FOREARM_EMG, 40.0, 45.0, 0.25)  # a data-time jump of 15 s
-    feed.append(GapEvent(t=42.0, source_stream=FOREARM_EMG.name, t_resume=42.5))
     feed.sort(key=message_time)
     return feed
 
@@ -39,12 +39,17 @@ def test_blocks_keep_every_sample_in_order_and_time_sorted():
     assert times == sorted(times)
 
 
-def test_blocks_end_at_block_size_jumps_and_gap_events():
+def test_blocks_end_at_block_size_and_jumps():
     blocks = offline_blocks(_feed(), 10.0)
     emg = [m for m in blocks if isinstance(m, Chunk) and m.info.name == FOREARM_EMG.name]
+    assert len(emg) == 4  # 0-10, 10-20, 20-25, then 40-45 after the jump
     for c in emg:
         assert c.t_end - float(c.t[0]) <= 10.0
         assert np.all(np.diff(c.t) < 1.5 / FOREARM_EMG.rate_hz)  # no block spans the 15 s jump
-    gap = next(m for m in blocks if isinstance(m, GapEvent))
-    assert not any(float(c.t[0]) < gap.t < c.t_end for c in emg)  # nor the gap event
-    assert sum(1 for m in blocks if isinstance(m, GapEvent)) == 1
+
+
+def test_a_feed_with_gap_events_keeps_its_chunks():
+    feed = _feed()
+    feed.append(GapEvent(t=25.0, source_stream=FOREARM_EMG.name, t_resume=40.0))
+    feed.sort(key=message_time)
+    assert offline_blocks(feed, 10.0) == feed
