@@ -184,7 +184,9 @@ def test_record_command_against_fakes(tmp_path: Path, capsys: pytest.CaptureFixt
     # the window opens with whichever device streams first: check each stream's own span
     for chunk, rate in ((upper, 1000.0), (emg, 200.0)):
         span = chunk.t[-1] - chunk.t[0]
-        assert 1.2 < span < 1.5
+        # The 1.5 s run starts at the first chunk read; the other device's first samples may be
+        # stamped a little earlier (host clock, two reader threads), so allow some slack.
+        assert 1.2 < span < 1.6
         assert len(chunk) == pytest.approx(span * rate + 1, rel=0.01)
     assert summary["device"]["myo"]["dropped"] == 0
 
