@@ -22,6 +22,7 @@ class SOSFilter:
     sos: np.ndarray
     n_channels: int
     zi: np.ndarray | None = None
+    steady_start: bool = False
 
     def __post_init__(self) -> None:
         self.sos = np.asarray(self.sos, dtype=np.float64)
@@ -30,21 +31,29 @@ class SOSFilter:
 
     def reset(self) -> None:
         self.zi = np.zeros((self.sos.shape[0], 2, self.n_channels))
+        self._fresh = self.steady_start
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         if x.shape[0] == 0:
             return np.zeros((0, self.n_channels))
+        if self._fresh:
+            # Start as if the first sample had always been there: an ADC's DC offset (~512
+            # counts on a 10-bit MyoWare input) would otherwise ring through the band-pass for
+            # a second and look like muscle activity to the detectors' first fits.
+            self.zi = signal.sosfilt_zi(self.sos)[:, :, None] * np.asarray(x[0], dtype=np.float64)[None, None, :]
+            self._fresh = False
         y, self.zi = signal.sosfilt(self.sos, x, axis=0, zi=self.zi)
         return y
 
-    def state(self) -> dict[str, np.ndarray]:
-        return {"zi": np.array(self.zi, copy=True)}
+    def state(self) -> dict[str, np.ndarray | bool]:
+        return {"zi": np.array(self.zi, copy=True), "fresh": self._fresh}
 
-    def load_state(self, state: dict[str, np.ndarray]) -> None:
+    def load_state(self, state: dict[str, np.ndarray | bool]) -> None:
         zi = np.asarray(state["zi"], dtype=np.float64)
         if zi.shape != (self.sos.shape[0], 2, self.n_channels):
             raise ValueError(f"filter state has shape {zi.shape}, expected {(self.sos.shape[0], 2, self.n_channels)}")
         self.zi = zi.copy()
+        self._fresh = bool(state.get("fresh", False))
 
 
 def design_bandpass(low_hz: float, high_hz: float, fs: float, order: int = 4) -> np.ndarray:

@@ -65,7 +65,7 @@ class EMGConditioner(Stage):
         if notch is not None:
             sos = np.vstack([sos, notch])
         n = source.n_channels
-        self._band = SOSFilter(sos, n)
+        self._band = SOSFilter(sos, n, steady_start=True)
         self._smooth = SOSFilter(design_lowpass(cfg.envelope_hz, fs), n)
         self._phase = 0  # samples seen modulo the decimation factor
 

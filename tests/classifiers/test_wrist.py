@@ -89,7 +89,14 @@ def test_training_features_match_live_conditioning():
         ]
     )
     offline = signal.sosfilt(conditioning_sos(), raw, axis=0)
-    np.testing.assert_allclose(live, offline, rtol=1e-4, atol=1e-3)
+    # Live filtering starts in the steady state of the first sample, training from zero and drops
+    # its start-up: past that, the two are the same filter.
+    settled = 300  # the notches (Q 30) ring for about a second
+    np.testing.assert_allclose(live[settled:], offline[settled:], rtol=1e-3, atol=2e-2)
+    steady = signal.sosfilt(
+        conditioning_sos(), raw, axis=0, zi=signal.sosfilt_zi(conditioning_sos())[:, :, None] * raw[0]
+    )[0]
+    np.testing.assert_allclose(live, steady, rtol=1e-4, atol=1e-3)
 
 
 def _synthetic_subjects(n_subjects: int = 3, n: int = 200) -> list[wt.SubjectData]:
