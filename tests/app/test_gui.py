@@ -139,6 +139,22 @@ def test_threaded_demo_key_reaches_the_timeline(qtbot, tmp_path, no_leaks):
     qtbot.waitUntil(lambda: win.timeline.count["gesture"] >= 1, timeout=WAIT_MS)
 
 
+def test_emergency_does_not_wait_behind_a_slow_action(qtbot, tmp_path, no_leaks):
+    """A slow action (an Olympe connect takes up to 45 s) must not hold up the panic button."""
+    import threading
+
+    win = make_window(qtbot, tmp_path, fast_demo(manual=True))
+    advance(win, 4.0)
+    assert drone(win).airborne
+    release = threading.Event()
+    win.session.actions.submit(lambda: release.wait(30.0), "slow connect")
+    try:
+        qtbot.keyClick(win, QtCore.Qt.Key.Key_Space)
+        qtbot.waitUntil(lambda: win.session.pilot.state().flying_state == "emergency", timeout=WAIT_MS)
+    finally:
+        release.set()
+
+
 @pytest.mark.parametrize("how", ["button", "key"])
 def test_emergency_from_button_and_key(qtbot, tmp_path, no_leaks, how):
     win = make_window(qtbot, tmp_path, fast_demo(manual=True))
@@ -148,7 +164,7 @@ def test_emergency_from_button_and_key(qtbot, tmp_path, no_leaks, how):
         qtbot.mouseClick(win.emergency_button, QtCore.Qt.MouseButton.LeftButton)
     else:
         qtbot.keyClick(win, QtCore.Qt.Key.Key_Space)
-    # the action thread reaches the drone; the GUI thread never waits for it
+    # an emergency thread reaches the drone; the GUI thread never waits for it
     qtbot.waitUntil(lambda: win.session.pilot.state().flying_state == "emergency", timeout=WAIT_MS)
     advance(win, 0.5)
     from emgpilot.drone.backend import FLYING_STATES

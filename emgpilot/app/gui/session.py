@@ -240,6 +240,7 @@ class Session:
         self.pipeline = build_pipeline(self.device.streams(), self.cfg)
         self.recorder = RecorderSwitch()
         self.actions = ActionThread()
+        self._emergency_threads: list[threading.Thread] = []
         self.pilot: Any | None = None
         self._virtual: Any | None = None
         self.drone_status = "no drone"
@@ -300,6 +301,8 @@ class Session:
         if self.spec.manual:
             self.device.stop()
         self.actions.close()
+        for thread in self._emergency_threads:
+            thread.join(5.0)
         if self.pilot is not None:
             try:
                 self.pilot.close()
@@ -388,9 +391,18 @@ class Session:
             self.actions.submit(lambda: pilot.land("gui"), "land")
 
     def emergency(self) -> None:
+        """Cut the motors. Not through the action queue: a 45 s Olympe connect or a take-off
+        waiting there must never hold up the panic button (nor may the GUI thread wait)."""
         if self.pilot is not None:
             pilot = self.pilot
-            self.actions.submit(lambda: pilot.emergency("gui"), "emergency")
+            thread = threading.Thread(
+                target=ActionThread._guard,
+                args=(self.actions, lambda: pilot.emergency("gui"), "emergency"),
+                name="gui-emergency",
+                daemon=True,
+            )
+            thread.start()
+            self._emergency_threads.append(thread)
 
     def perform(self, label: str) -> bool:
         """Demo keys: the synthetic arm performs ``label`` now (False if the source is not one)."""
