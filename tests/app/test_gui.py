@@ -147,10 +147,10 @@ def test_emergency_does_not_wait_behind_a_slow_action(qtbot, tmp_path, no_leaks)
     advance(win, 4.0)
     assert drone(win).airborne
     release = threading.Event()
-    win.session.actions.submit(lambda: release.wait(30.0), "slow connect")
+    win.session.actions.submit(lambda: release.wait(120.0), "slow connect")  # held until the test ends
     try:
         qtbot.keyClick(win, QtCore.Qt.Key.Key_Space)
-        qtbot.waitUntil(lambda: win.session.pilot.state().flying_state == "emergency", timeout=WAIT_MS)
+        qtbot.waitUntil(lambda: win.session.pilot.state().flying_state == "emergency", timeout=20_000)
     finally:
         release.set()
 
