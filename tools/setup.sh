@@ -10,7 +10,10 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 # torch==2.13.0 is the CPU build; an unpinned torch would pull a multi-GB CUDA build.
-.venv/bin/python -m pip install -q "torch==2.13.0" -e ".[test,bebop]"
+# Olympe (the Bebop extra) ships only for Linux x86_64; elsewhere the simulator still works.
+extras="test"
+if [ "$(uname -s)" = Linux ] && [ "$(uname -m)" = x86_64 ]; then extras="test,bebop"; fi
+.venv/bin/python -m pip install -q "torch==2.13.0" -e ".[$extras]"
 # pyomyo is only a test peer for the fake Myo dongle; its metadata drags in heavy packages.
 .venv/bin/python -m pip install -q --no-deps "pyomyo==0.0.5"
 # Qt needs a few system libraries even offscreen; install them only if they are missing.
