@@ -139,6 +139,10 @@ def cache_axes(plot: pg.PlotItem) -> None:
     """Static axes are painted once and blitted from a pixmap afterwards (they dominate frame time otherwise)."""
     for name in ("left", "right", "top"):
         plot.getAxis(name).setCacheMode(CACHE)
+    for name in ("left", "right", "top", "bottom"):
+        # With automatic SI prefixes every range change (every frame of a scrolling plot)
+        # re-renders the axis label as HTML; the labels here carry their units already.
+        plot.getAxis(name).enableAutoSIPrefix(False)
     plot.titleLabel.setCacheMode(CACHE)  # text is costly to rasterise on every frame
     plot.vb.disableAutoRange()
 
