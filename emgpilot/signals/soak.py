@@ -188,7 +188,11 @@ def soak_device(kind: str, data_s: float, checkpoints: int = 12, memory: str = "
             for m in msgs:
                 if isinstance(m, Chunk):
                     samples[m.info.name] = samples.get(m.info.name, 0) + len(m)
-            if wire.t >= next_check:
+            # Checkpoints follow the data the consumer has taken, not the wire's clock: the driver
+            # thread may run far ahead of this loop, and every checkpoint must still be taken.
+            consumed_s = data_s * min(samples.get(n, 0) / max(e, 1) for n, e in expected.items())
+            # (1 % slack: the last few samples may still be in flight when the wire runs out)
+            while consumed_s >= 0.99 * next_check and len(mem) < checkpoints:
                 gc.collect()
                 mem.append(tracemalloc.get_traced_memory()[0] / 1e6 if trace_memory else _rss_mb())
                 queue_at_checkpoint.append(dev.queue_size)
