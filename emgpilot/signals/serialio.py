@@ -225,6 +225,20 @@ class SampleClock:
 # --------------------------------------------------------------------------- port device base
 
 
+def drain_queue(q: queue.Queue[Message], timeout: float | None) -> list[Message]:
+    """Everything in ``q``, waiting up to ``timeout`` seconds for the first message."""
+    out: list[Message] = []
+    try:
+        out.append(q.get(timeout=timeout) if timeout else q.get_nowait())
+    except queue.Empty:
+        return out
+    while True:
+        try:
+            out.append(q.get_nowait())
+        except queue.Empty:
+            return out
+
+
 class PortError(RuntimeError):
     """The protocol on an open port failed (no answer, refused); retry after a pause."""
 
@@ -316,16 +330,7 @@ class PortDevice:
         self._thread.start()
 
     def read(self, timeout: float | None = None) -> list[Message]:
-        out: list[Message] = []
-        try:
-            out.append(self._queue.get(timeout=timeout) if timeout else self._queue.get_nowait())
-        except queue.Empty:
-            return out
-        while True:
-            try:
-                out.append(self._queue.get_nowait())
-            except queue.Empty:
-                return out
+        return drain_queue(self._queue, timeout)
 
     def stop(self) -> None:
         self._stop.set()
@@ -500,16 +505,7 @@ class CompositeDevice:
             c.start()
 
     def read(self, timeout: float | None = None) -> list[Message]:
-        out: list[Message] = []
-        try:
-            out.append(self._queue.get(timeout=timeout) if timeout else self._queue.get_nowait())
-        except queue.Empty:
-            return out
-        while True:
-            try:
-                out.append(self._queue.get_nowait())
-            except queue.Empty:
-                return out
+        return drain_queue(self._queue, timeout)
 
     def stop(self) -> None:
         for c in self.children:
