@@ -7,7 +7,7 @@ import pytest
 from emgpilot.app.cli import main
 from emgpilot.signals.recording import RecordingWriter
 from emgpilot.signals.streams import message_time
-from tests.classifiers.test_evaluation import cued_session
+from tests.classifiers.test_evaluation import PROMISED_KEYS, cued_session
 
 
 @pytest.fixture
@@ -25,21 +25,7 @@ def test_evaluate_writes_json_and_report(recording, tmp_path, capsys):
     code = main(["evaluate", str(recording), "--json", str(out), "--report", str(report), "--no-progress"])
     assert code == 0
     result = json.loads(out.read_text())
-    for key in (
-        "files",
-        "duration_s",
-        "event_accuracy",
-        "events",
-        "false_events_per_min",
-        "latency_ms",
-        "per_gesture",
-        "confusion",
-        "window",
-        "baseline_window_CA",
-        "other_motion_event_rate",
-        "realtime_factor",
-        "per_file",
-    ):
+    for key in PROMISED_KEYS:
         assert key in result, key
     assert result["files"] == 1
     assert result["events"]["cued"] == 3

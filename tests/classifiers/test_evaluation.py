@@ -121,25 +121,29 @@ def test_session_without_cues_is_an_error_not_a_crash():
     assert not res.ok and "no cue stream" in res.error
 
 
+# The JSON keys issue #5 promises `emgpilot evaluate --json` users.
+PROMISED_KEYS = (
+    "files",
+    "duration_s",
+    "event_accuracy",
+    "events",
+    "false_events_per_min",
+    "latency_ms",
+    "per_gesture",
+    "confusion",
+    "window",
+    "baseline_window_CA",
+    "other_motion_event_rate",
+    "realtime_factor",
+    "per_file",
+)
+
+
 def test_summary_has_the_promised_keys():
     ok = evaluate_session(cued_session(), pipeline_factory=stand_in_factory)
     bad = evaluate_session(Session("empty", [FOREARM_EMG], [], source="empty.mcap"))
     summary = json_safe(summarize([ok, bad]))
-    for key in (
-        "files",
-        "duration_s",
-        "event_accuracy",
-        "events",
-        "false_events_per_min",
-        "latency_ms",
-        "per_gesture",
-        "confusion",
-        "window",
-        "baseline_window_CA",
-        "other_motion_event_rate",
-        "realtime_factor",
-        "per_file",
-    ):
+    for key in PROMISED_KEYS:
         assert key in summary, key
     assert set(summary["events"]) >= {"cued", "correct", "wrong", "missed"}
     assert set(summary["latency_ms"]) == {"median", "p90"}
