@@ -114,77 +114,66 @@ def run_bench(frames: int = 150, history_s: float = 3600.0) -> int:
         }
         state = {"t": t}
 
-        def frame() -> None:
-            new = _chunks(state["t"], state["t"] + 1.0 / FPS, rng)  # the device's data: not GUI work
-            w0 = time.perf_counter()
-            c0 = time.thread_time()
-            win.store.add(new)
-            state["t"] += 1.0 / FPS
-            win.frame()
-            app.processEvents()  # paint now, so the painting is inside the measured time
-            times.append((time.perf_counter() - w0) * 1000.0)
-            cpu.append((time.thread_time() - c0) * 1000.0)
-            if len(times) >= frames:
-                loop.quit()
+        def measure(work: Any, prepare: Any = None) -> dict[str, Any]:
+            """Run ``work`` on a 30 fps timer for ``frames`` frames; its GUI-thread wall and CPU time.
 
-        for name, window_s in (("10 s window", 10.0), ("1 h window", history_s)):
-            win.window_s = window_s
-            win.signals.follow = True
+            ``prepare`` runs before each frame, outside the measured time (the device's work)."""
             times: list[float] = []
             cpu: list[float] = []
+            loop = QtCore.QEventLoop()
+
+            def tick() -> None:
+                if prepare is not None:
+                    prepare()
+                w0 = time.perf_counter()
+                c0 = time.thread_time()
+                work()
+                app.processEvents()  # paint now, so the painting is inside the measured time
+                times.append((time.perf_counter() - w0) * 1000.0)
+                cpu.append((time.thread_time() - c0) * 1000.0)
+                if len(times) >= frames:
+                    loop.quit()
+
             timer = QtCore.QTimer()
             timer.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
             timer.setInterval(int(1000 / FPS))
-            timer.timeout.connect(frame)
-            loop = QtCore.QEventLoop()
+            timer.timeout.connect(tick)
             w0 = time.perf_counter()
             timer.start()
             loop.exec()
             timer.stop()
             wall = time.perf_counter() - w0
-            results[name] = {
+            return {
                 "fps": round(len(times) / wall, 1),
                 "gui_ms_median": round(statistics.median(times), 2),
                 "gui_ms_p95": round(float(np.percentile(times, 95)), 2),
                 "gui_cpu_ms_median": round(statistics.median(cpu), 2),
                 "gui_cpu_ms_p95": round(float(np.percentile(cpu, 95)), 2),
-                "points_drawn": win.frame_stats.points,
             }
+
+        pending: list[Any] = []
+
+        def next_data() -> None:  # the device's data: not GUI work
+            pending[:] = _chunks(state["t"], state["t"] + 1.0 / FPS, rng)
+            state["t"] += 1.0 / FPS
+
+        def history_frame() -> None:
+            win.store.add(pending)
+            win.frame()
+
+        for name, window_s in (("10 s window", 10.0), ("1 h window", history_s)):
+            win.window_s = window_s
+            win.signals.follow = True
+            results[name] = measure(history_frame, next_data) | {"points_drawn": win.frame_stats.points}
         # a real demo session: synthetic arm at speed 1, pipeline and simulator on the runner thread
         # (competing for the interpreter), frames drawn by the same timer
         from emgpilot.app.gui.main_window import demo_spec
 
         win.window_s = 10.0
         win.open_session(demo_spec(seed=0, speed=1.0))
-        times, cpu = [], []
-
-        def live_frame() -> None:
-            w0 = time.perf_counter()
-            c0 = time.thread_time()
-            win.frame()
-            app.processEvents()
-            times.append((time.perf_counter() - w0) * 1000.0)
-            cpu.append((time.thread_time() - c0) * 1000.0)
-            if len(times) >= frames:
-                loop.quit()
-
-        timer = QtCore.QTimer()
-        timer.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
-        timer.setInterval(int(1000 / FPS))
-        timer.timeout.connect(live_frame)
-        loop = QtCore.QEventLoop()
-        w0 = time.perf_counter()
-        timer.start()
-        loop.exec()
-        timer.stop()
-        wall = time.perf_counter() - w0
+        live = measure(win.frame)
         lat = sorted(win.session.latency_ms) if win.session is not None else []
-        results["live demo session"] = {
-            "fps": round(len(times) / wall, 1),
-            "gui_ms_median": round(statistics.median(times), 2),
-            "gui_ms_p95": round(float(np.percentile(times, 95)), 2),
-            "gui_cpu_ms_median": round(statistics.median(cpu), 2),
-            "gui_cpu_ms_p95": round(float(np.percentile(cpu, 95)), 2),
+        results["live demo session"] = live | {
             "data_s": round(win.store.t_latest, 2),
             "processing_latency_ms_median": round(statistics.median(lat), 2) if lat else None,
         }
