@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emgpilot.signals.streams import Chunk
 from emgpilot.signals.synthetic import generate
 from emgpilot.signals.synthetic_model import Schedule
 
@@ -55,6 +56,23 @@ def real_levels(folder: Path) -> list[dict[str, tuple[float, float]]]:
     return res
 
 
+def _held_gestures(seed: int, items: list[tuple[float, float, str]], names: list[str]) -> tuple[Chunk, np.ndarray]:
+    """Forearm EMG of wearer ``seed`` holding the scripted ``items``, with per-sample class labels.
+
+    The onset/offset ramps are labelled -1 (skipped), as the real held-gesture labels mostly do.
+    """
+    data, _ = generate(
+        seed=seed, duration_s=items[-1][0] + 6.0, schedule=Schedule.scripted(items), streams=("forearm_emg",)
+    )
+    emg = data["forearm_emg"]
+    labels = np.zeros(len(emg), dtype=np.int8)
+    for t0, dur, label in items:
+        labels[(emg.t >= t0 + 0.3) & (emg.t < t0 + dur - 0.2)] = names.index(label)
+        labels[(emg.t >= t0) & (emg.t < t0 + 0.3)] = -1
+        labels[(emg.t >= t0 + dur - 0.2) & (emg.t < t0 + dur + 0.3)] = -1
+    return emg, labels
+
+
 def synthetic_levels(seeds: Iterable[int] = range(20), reps: int = 2) -> list[dict[str, tuple[float, float]]]:
     """Cued sessions (3 s rest / 3 s gesture) of each synthetic wearer, measured like the real data."""
     res = []
@@ -62,16 +80,7 @@ def synthetic_levels(seeds: Iterable[int] = range(20), reps: int = 2) -> list[di
     items = [(3.0 + 6.0 * i, 3.0, gestures[i % 3]) for i in range(3 * reps)]
     names = list(CLASSES)
     for seed in seeds:
-        data, _ = generate(
-            seed=seed, duration_s=items[-1][0] + 6.0, schedule=Schedule.scripted(items), streams=("forearm_emg",)
-        )
-        emg = data["forearm_emg"]
-        labels = np.zeros(len(emg), dtype=np.int8)
-        for t0, dur, label in items:
-            # Skip the onset/offset ramps as the real held-gesture labels mostly do.
-            labels[(emg.t >= t0 + 0.3) & (emg.t < t0 + dur - 0.2)] = names.index(label)
-            labels[(emg.t >= t0) & (emg.t < t0 + 0.3)] = -1
-            labels[(emg.t >= t0 + dur - 0.2) & (emg.t < t0 + dur + 0.3)] = -1
+        emg, labels = _held_gestures(seed, items, names)
         res.append(window_levels(emg.data, labels, names))
     return res
 
@@ -242,15 +251,7 @@ def synthetic_pattern_levels(seeds: Iterable[int] = range(20), reps: int = 2) ->
     names = ["rest", *PATTERN_CLASSES]
     res = []
     for seed in seeds:
-        data, _ = generate(
-            seed=seed, duration_s=items[-1][0] + 6.0, schedule=Schedule.scripted(items), streams=("forearm_emg",)
-        )
-        emg = data["forearm_emg"]
-        labels = np.zeros(len(emg), dtype=np.int8)
-        for t0, dur, label in items:
-            labels[(emg.t >= t0 + 0.3) & (emg.t < t0 + dur - 0.2)] = names.index(label)
-            labels[(emg.t >= t0) & (emg.t < t0 + 0.3)] = -1
-            labels[(emg.t >= t0 + dur - 0.2) & (emg.t < t0 + dur + 0.3)] = -1
+        emg, labels = _held_gestures(seed, items, names)
         res.append(channel_levels(emg.data, labels, names, PATTERN_CLASSES))
     return res
 
