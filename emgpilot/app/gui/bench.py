@@ -12,6 +12,7 @@ Run: ``emgpilot gui --bench`` (offscreen if there is no display).
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 import time
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from emgpilot.app.gui.pacing import FPS, FramePacer
 from emgpilot.classifiers.detectors import STATE_CHANNELS
 from emgpilot.drone.backend import DRONE_TELEMETRY
 from emgpilot.signals.streams import (
@@ -32,8 +34,6 @@ from emgpilot.signals.streams import (
     SafetyEvent,
     StreamInfo,
 )
-
-FPS = 30.0
 
 
 def _streams() -> list[StreamInfo]:
@@ -56,14 +56,24 @@ def _streams() -> list[StreamInfo]:
 def _chunks(t0: float, t1: float, rng: np.random.Generator) -> list[Any]:
     out: list[Any] = []
     for info in _streams():
-        n = round((t1 - t0) * info.rate_hz)
-        if n <= 0:
+        # sample k at k / rate: consecutive chunks neither overlap nor leave holes
+        k0, k1 = math.ceil(t0 * info.rate_hz - 1e-9), math.ceil(t1 * info.rate_hz - 1e-9)
+        if k1 <= k0:
             continue
-        t = t0 + np.arange(n) / info.rate_hz
-        data = rng.normal(0.0, 20.0, size=(n, info.n_channels)).astype(np.float32)
+        t = np.arange(k0, k1) / info.rate_hz
+        data = rng.normal(0.0, 20.0, size=(k1 - k0, info.n_channels)).astype(np.float32)
         if info.name == "drone_telemetry":
-            data[:, 10] = 2.0  # hovering
+            # a drone flying slow loops over the course (a 5 min trail stays on the map)
+            a = 2.0 * math.pi * t / 60.0
+            data[:, :4] = np.stack([3.0 + 3.0 * np.sin(a), 2.0 * np.sin(2 * a), 1.5 + 0.3 * np.sin(a), a], axis=1)
+            data[:, 4:9] = 0.0
+            data[:, 9] = 100.0 - t / 60.0
+            data[:, 10] = 3.0  # flying
             data[:, 11] = 2.0  # connected
+        elif info.name.startswith("detector."):
+            # states as a detector has them: armed after its cold start, active around each gesture
+            data[:, info.channels.index("armed")] = t >= 10.0
+            data[:, info.channels.index("active")] = (t >= 10.0) & (np.abs(t - 5.0 * np.round(t / 5.0)) < 0.4)
         out.append(Chunk(info, t, data))
     k = int(t0 // 5)
     if int(t1 // 5) > k:  # a gesture, a command and a safety decision every 5 s
@@ -123,6 +133,7 @@ def run_bench(frames: int = 150, history_s: float = 3600.0) -> int:
             loop = QtCore.QEventLoop()
 
             def tick() -> None:
+                timer.start(pacer.frame_started())  # the window's own pacing (see pacing.py)
                 if prepare is not None:
                     prepare()
                 w0 = time.perf_counter()
@@ -134,12 +145,13 @@ def run_bench(frames: int = 150, history_s: float = 3600.0) -> int:
                 if len(times) >= frames:
                     loop.quit()
 
+            pacer = FramePacer(FPS)
             timer = QtCore.QTimer()
+            timer.setSingleShot(True)
             timer.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
-            timer.setInterval(int(1000 / FPS))
             timer.timeout.connect(tick)
             w0 = time.perf_counter()
-            timer.start()
+            timer.start(0)
             loop.exec()
             timer.stop()
             wall = time.perf_counter() - w0

@@ -20,14 +20,13 @@ from PyQt6 import QtCore, QtGui, QtWidgets
 
 from emgpilot.app.gui.cues import ARROWS, CuePlan, CueSequencer, score_table
 from emgpilot.app.gui.drone_view import DroneView
+from emgpilot.app.gui.pacing import FramePacer
 from emgpilot.app.gui.plots import DetectorPanel, EventLog, SignalPlots, StreamStore, Timeline
 from emgpilot.app.gui.session import DEMO_SCRIPT, Session, SessionSpec
 from emgpilot.app.gui.settings import GuiSettings, default_settings_path
 from emgpilot.signals.vocabulary import GESTURES, REST
 
 log = logging.getLogger(__name__)
-
-FRAME_MS = 33
 
 DEMO_KEYS: dict[int, str] = {
     QtCore.Qt.Key.Key_F: "fist",
@@ -142,14 +141,17 @@ class MainWindow(QtWidgets.QMainWindow):
         if app is not None:
             app.installEventFilter(self)
             self._keys_filter_installed = True
+        # one-shot timer re-armed by every frame for the pacer's next slot (a fixed 30 fps schedule)
+        self.pacer = FramePacer()
         self.timer = QtCore.QTimer(self)
-        self.timer.setInterval(FRAME_MS)
-        self.timer.timeout.connect(self.frame)
+        self.timer.setSingleShot(True)
+        self.timer.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
+        self.timer.timeout.connect(self._timed_frame)
         self.signals.setFocus()  # keys go to the demo, not to the first text field
         if spec is not None:
             self.open_session(spec)
         if autostart:
-            self.timer.start()
+            self.timer.start(0)
 
     # ------------------------------------------------------------------ layout
     def _build(self) -> None:
@@ -653,6 +655,13 @@ class MainWindow(QtWidgets.QMainWindow):
         self.signals.follow = on
 
     # ------------------------------------------------------------------ the frame
+    def _timed_frame(self) -> None:
+        if self._closed:
+            return
+        # re-armed before the work: the painting that follows this frame counts in its period
+        self.timer.start(self.pacer.frame_started())
+        self.frame()
+
     def frame(self) -> None:
         """One GUI frame: drain the session, fill ring buffers, redraw what is visible."""
         w0 = time.perf_counter()

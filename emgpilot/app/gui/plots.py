@@ -134,6 +134,22 @@ class FastCurve(pg.PlotCurveItem):
         self._boundingRect = None
         self.prepareGeometryChange()
 
+    def dataBounds(self, ax: int, frac: float = 1.0, orthoRange: tuple[float, float] | None = None) -> tuple:
+        """Bounds in one pass: times come sorted (per channel) and ``fmin``/``fmax`` skip NaN
+        without the masked copies of ``nanmin``/``nanmax`` (called for every curve every frame)."""
+        x, y = self.getData()
+        if frac < 1.0 or orthoRange is not None or x is None or len(x) == 0 or self.opts.get("fillLevel") is not None:
+            return super().dataBounds(ax, frac, orthoRange)
+        cache = self._boundsCache[ax]
+        if cache is not None and cache[0] == (frac, orthoRange):
+            return cache[1]
+        d = x if ax == 0 else y
+        lo, hi = float(np.fmin.reduce(d)), float(np.fmax.reduce(d))
+        if not (math.isfinite(lo) and math.isfinite(hi)):  # infinities or all NaN: pyqtgraph's careful way
+            return super().dataBounds(ax, frac, orthoRange)
+        self._boundsCache[ax] = [(frac, orthoRange), (lo, hi)]
+        return lo, hi
+
 
 def cache_axes(plot: pg.PlotItem) -> None:
     """Static axes are painted once and blitted from a pixmap afterwards (they dominate frame time otherwise)."""
@@ -145,6 +161,16 @@ def cache_axes(plot: pg.PlotItem) -> None:
         plot.getAxis(name).enableAutoSIPrefix(False)
     plot.titleLabel.setCacheMode(CACHE)  # text is costly to rasterise on every frame
     plot.vb.disableAutoRange()
+
+
+def settle(view: pg.GraphicsView) -> None:
+    """Apply this frame's range changes before Qt paints, so the view is painted once per frame.
+
+    pyqtgraph defers a ViewBox's transform update to the start of the paint; items moved then
+    schedule a second full repaint of every scrolled plot (measured: each signal plot painted
+    twice per frame, ~40 % of the frame time).
+    """
+    view.scene().prepareForPaint()
 
 
 class SignalPlots(pg.GraphicsLayoutWidget):
@@ -259,6 +285,7 @@ class SignalPlots(pg.GraphicsLayoutWidget):
             self.recorded_decision.setData(t, y[:, 0] + 0.1)
         else:
             self.recorded_decision.setData([], [])
+        settle(self)
         return points
 
 
@@ -335,6 +362,7 @@ class DetectorPanel(pg.GraphicsLayoutWidget):
         wrist = store.buffers.get("wrist")
         if wrist is not None and channels.get("wrist"):
             self._wrist(wrist, channels["wrist"])
+        settle(self)
 
     def _wrist(self, buf: RingBuffer, classes: tuple[str, ...]) -> None:
         if self.wrist_plot is None:
@@ -442,6 +470,7 @@ class Timeline(pg.PlotWidget):
             self.scatter.setData(list(self._points))
             self._dirty = False
         self.setXRange(x0, x1, padding=0)
+        settle(self)
 
 
 class EventLog(QtWidgets.QTableWidget):
