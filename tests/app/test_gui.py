@@ -408,3 +408,87 @@ def test_replay_without_a_drone_shows_the_recorded_flight(qtbot, tmp_path, no_le
     win.frame()
     assert win.drone_view.state is not None and win.drone_view.state.airborne
     assert "recorded flight" in win.drone_view.status.text()
+
+
+class StuckDevice:
+    """A device whose driver hangs inside ``read`` (an unplugged serial port with no timeout)
+    until the test releases it."""
+
+    name = "stuck"
+
+    def __init__(self, release: threading.Event) -> None:
+        self.release = release
+        self.reading = threading.Event()
+
+    def streams(self):
+        from emgpilot.signals.streams import FOREARM_EMG, FOREARM_IMU
+
+        return [FOREARM_EMG, FOREARM_IMU]
+
+    def info(self) -> dict:
+        return {"name": self.name}
+
+    def start(self) -> None:
+        pass
+
+    def read(self, timeout: float | None = None) -> list:
+        self.reading.set()
+        self.release.wait()  # ignores the timeout: the worst case of a driver
+        return []
+
+    @property
+    def finished(self) -> bool:
+        return self.release.is_set()
+
+    def stop(self) -> None:
+        pass
+
+
+class HangingConnectBackend:
+    """The simulator behind a link whose connect hangs until released (an Olympe connect can take 45 s)."""
+
+    def __init__(self, release: threading.Event) -> None:
+        from emgpilot.drone.pilot import open_backend
+
+        self.inner = open_backend("sim")
+        self.release = release
+        self.connecting = threading.Event()
+
+    def connect(self) -> bool:
+        self.connecting.set()
+        self.release.wait()
+        return self.inner.connect()
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+
+def test_gui_thread_never_waits_on_a_stuck_device_or_drone(qtbot, tmp_path, no_leaks, monkeypatch):
+    """The device read and the drone connect both hang; the window keeps drawing frames and taking
+    keys and clicks. (Had the GUI thread waited on either, this test would hang: nothing here
+    releases them before the end.)"""
+    import emgpilot.app.gui.session as session_module
+    import emgpilot.drone.pilot as pilot_module
+
+    release = threading.Event()
+    device = StuckDevice(release)
+    backend = HangingConnectBackend(release)
+    monkeypatch.setattr(session_module, "open_device", lambda spec: device)
+    monkeypatch.setattr(pilot_module, "open_backend", lambda *args, **kwargs: backend)
+    win = make_window(qtbot, tmp_path, SessionSpec(source="synthetic", drone="bebop"))
+    try:
+        # the runner thread is inside read(), the action thread inside connect()
+        qtbot.waitUntil(lambda: device.reading.is_set() and backend.connecting.is_set(), timeout=WAIT_MS)
+        n_frames = len(win.frame_stats.times_ms)
+        for key in (QtCore.Qt.Key.Key_T, QtCore.Qt.Key.Key_L, QtCore.Qt.Key.Key_F):
+            qtbot.keyClick(win, key)  # take-off and land queue behind the connect; F: no synthetic arm here
+        qtbot.mouseClick(win.emergency_button, QtCore.Qt.MouseButton.LeftButton)  # its own thread
+        for _ in range(5):
+            win.frame()
+        win.window_combo.setCurrentIndex(0)  # the view still answers
+        win.frame()
+        assert len(win.frame_stats.times_ms) >= n_frames + 6
+        assert win.window_s == 5.0
+        assert win.session.drone_status == "connecting..." and not device.finished  # both still stuck
+    finally:
+        release.set()

@@ -4,9 +4,9 @@ A plain repeating ``QTimer(33)`` loses time whenever one frame runs late: Qt re-
 interval after the late frame, so a single slow frame (another process took the core for a
 moment) costs a frame slot, and the rate tops out at 1000/33 = 30.3 fps with no slack. The
 pacer keeps a fixed schedule instead, like a display's refresh: frame ``k`` is due at
-``t0 + k / fps``; after a late frame the next one starts as soon as it can (never earlier than
-the late one ended), and when the GUI falls more than a whole frame behind, the missed slots are
-dropped rather than drawn back to back.
+``t0 + k / fps``. After a late frame the next one keeps its slot (so it starts sooner and the
+rate stays 30 fps); slots that passed while a frame was still running are dropped, never drawn
+back to back.
 """
 
 from __future__ import annotations
@@ -34,15 +34,15 @@ class FramePacer:
         self.clock = clock
         self.due: float | None = None
 
-    def reset(self) -> None:
-        """Forget the schedule (the next frame starts a new one)."""
-        self.due = None
-
     def frame_started(self) -> int:
         """Call at the start of every frame; returns milliseconds until the next frame is due."""
         now = self.clock()
         if self.due is None:
             self.due = now
-        # the next slot; if even that one has passed, the missed ones are dropped
-        self.due = max(self.due + self.period_s, now)
-        return max(0, math.ceil((self.due - now) * 1000.0 - 0.5))
+        nxt = self.due + self.period_s
+        if nxt <= now + 1e-3:  # that slot has passed too: drop the missed ones, stay on the grid
+            nxt = self.due + self.period_s * (math.floor((now - self.due) / self.period_s) + 1)
+            if nxt <= now + 1e-3:
+                nxt += self.period_s
+        self.due = nxt
+        return max(0, round((nxt - now) * 1000.0))
