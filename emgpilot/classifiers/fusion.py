@@ -64,6 +64,8 @@ class FusionConfig:
     fist_min_prob : mean share of fist needed for forward when the fist detector did not fire.
     rest_max_prob : an episode whose wrist evidence is mostly "rest" (an unfamiliar motion) is
         rejected when the mean rest probability exceeds this.
+    other_max_prob : an episode is rejected when the wrist network's mean probability of the
+        motions outside the vocabulary it knows (radial/ulnar deviation, hand open) exceeds this.
     arm : ``right``, ``left`` (mirrors wave left/right with the thumb up) or ``auto``: with the
         thumb up, gravity lies along +y of the forearm frame on a right arm and -y on a left arm
         (forearm roll +90 vs -90 deg), so the sign of ``thumb_up_axis`` tells the arm.
@@ -82,6 +84,7 @@ class FusionConfig:
     wave_min_prob: float = 0.5
     fist_min_prob: float = 0.5
     rest_max_prob: float = 0.6
+    other_max_prob: float = 1.0
     arm: str = "auto"
     cw_sign: float = 1.0
     palm_down_axis: str = "az"
@@ -127,6 +130,7 @@ class GestureFusion(Stage):
             inputs.append(WRIST_STREAM)
             self._wrist_idx = [wrist_classes.index(c) for c in _FOREARM]
             self._wrist_rest = wrist_classes.index("rest") if "rest" in wrist_classes else None
+            self._wrist_other = [i for i, c in enumerate(wrist_classes) if c not in (*_FOREARM, "rest")]
         if imu_channels is not None:
             inputs.append(IMU_STREAM)
             self._acc_idx = (imu_channels.index(cfg.palm_down_axis), imu_channels.index(cfg.thumb_up_axis))
@@ -164,6 +168,7 @@ class GestureFusion(Stage):
             "p_flexion": 0.0,
             "p_extension": 0.0,
             "p_rest": 0.0,
+            "p_other": 0.0,
             "palm_down_g": math.nan,
             "thumb_up_g": math.nan,
         }
@@ -303,15 +308,18 @@ class GestureFusion(Stage):
         if wrist is not None:
             pw = wrist[:, self._wrist_idx]  # fist, flexion, extension
             prest = wrist[:, self._wrist_rest] if self._wrist_rest is not None else np.zeros(n)
+            pother = wrist[:, self._wrist_other].sum(axis=1)
             valid = ~np.isnan(pw).any(axis=1)
             denom = np.where(valid, pw.sum(axis=1), 1.0)
             q = np.where(valid[:, None], pw / np.maximum(denom, 1e-9)[:, None], np.nan)
             q_list = q.tolist()
             prest_list = np.nan_to_num(prest).tolist()
+            pother_list = np.nan_to_num(pother).tolist()
             valid_list = valid.tolist()
         else:
             q_list = [[math.nan] * 3] * n
             prest_list = [0.0] * n
+            pother_list = [0.0] * n
             valid_list = [False] * n
         imu = cols.get(IMU_STREAM)
         if imu is not None:
@@ -359,6 +367,7 @@ class GestureFusion(Stage):
                     ev["p_flexion"] += qi[1]
                     ev["p_extension"] += qi[2]
                     ev["p_rest"] += prest_list[i]
+                    ev["p_other"] += pother_list[i]
                 if k - self._onset_k + 1 >= coincidence or (s_on and not (a_on or f_on)) or not any_on:
                     events.extend(self._decide(float(ticks[i])))
                     self._state, self._quiet = _BUSY, 0
@@ -425,7 +434,7 @@ class GestureFusion(Stage):
             m = ev["wrist_ticks"]
             p = [ev["p_fist"] / m, ev["p_flexion"] / m, ev["p_extension"] / m]
             j = int(np.argmax(p))
-            if ev["p_rest"] / m > cfg.rest_max_prob:
+            if ev["p_rest"] / m > cfg.rest_max_prob or ev["p_other"] / m > cfg.other_max_prob:
                 primitive = ""
             elif j > 0 and p[j] >= cfg.wave_min_prob:
                 primitive, confidence = _FOREARM[j], p[j]
@@ -447,7 +456,7 @@ class GestureFusion(Stage):
                 gesture = wave_gesture(primitive, orientation, arm)
         self._gesture = gesture
         evidence = {k: float(v) for k, v in ev.items() if math.isfinite(v)}
-        for key in ("p_fist", "p_flexion", "p_extension", "p_rest"):
+        for key in ("p_fist", "p_flexion", "p_extension", "p_rest", "p_other"):
             if ev["wrist_ticks"] > 0:
                 evidence[key] = ev[key] / ev["wrist_ticks"]
         event = GestureEvent(t=t, gesture=gesture, primitive=primitive, confidence=float(confidence), evidence=evidence)

@@ -2,7 +2,9 @@
 
 The network sees one window of the causally conditioned stream ``forearm_emg.filtered``
 (band-pass 20-95 Hz + 50/60 Hz notches, see :mod:`emgpilot.signals.preprocess`) and returns
-probabilities of ``rest``, ``fist``, ``wrist_flexion`` and ``wrist_extension``.
+probabilities of ``rest``, ``fist``, ``wrist_flexion`` and ``wrist_extension``, and of three
+forearm motions outside the vocabulary (``radial_deviation``, ``ulnar_deviation``,
+``hand_open``) so that fusion can reject them.
 
 Design
 ------
@@ -43,6 +45,9 @@ from emgpilot.signals.preprocess import EMGFilterConfig
 log = logging.getLogger(__name__)
 
 CLASSES: tuple[str, ...] = ("rest", "fist", "wrist_flexion", "wrist_extension")
+# Forearm motions outside the vocabulary that the network also learns (Cote-Allard records them):
+# so it can say "none of ours", and so that such motions do not pull the rotation estimate.
+OTHER_CLASSES: tuple[str, ...] = ("radial_deviation", "ulnar_deviation", "hand_open")
 N_CHANNELS = 8
 FS_HZ = 200.0
 DEFAULT_WINDOW = 40  # 200 ms at 200 Hz
@@ -204,8 +209,9 @@ def _circ_conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarra
 class WristModel:
     """The shipped wrist network (numpy inference).
 
-    ``classes``, ``window`` (samples at 200 Hz) and ``channels`` describe the input and
-    output; ``rotation`` (electrode shift, default 0) is applied to every window before
+    ``classes`` (the vocabulary's :data:`CLASSES` first, then any motions outside it),
+    ``window`` (samples at 200 Hz) and ``channels`` describe the input and output;
+    ``rotation`` (electrode shift, default 0) is applied to every window before
     classification -- set it from a :class:`RotationEstimator` to compensate the armband's
     rotation on this wearer.
     """
@@ -222,8 +228,8 @@ class WristModel:
         self._std = self.tensors["feature_std"].astype(np.float32)
         self._n_conv = int(self.meta["arch"]["n_conv"])
         self._n_dense = int(self.meta["arch"]["n_dense"])
-        if self.classes != CLASSES:
-            raise ValueError(f"wrist weights declare classes {self.classes}, expected {CLASSES}")
+        if self.classes[: len(CLASSES)] != CLASSES:
+            raise ValueError(f"wrist weights declare classes {self.classes}, expected {CLASSES} first")
 
     def features(self, windows: np.ndarray) -> np.ndarray:
         """Per-electrode features ``[B, F, C]`` of raw filtered windows ``[B, W, C]``."""
@@ -261,7 +267,7 @@ class WristModel:
         return self._head(rolled).reshape(b, c, -1)
 
     def predict_proba(self, windows: np.ndarray, rotation: int | None = None) -> np.ndarray:
-        """Class probabilities ``[B, 4]`` for filtered windows ``[B, W, 8]`` (float32).
+        """Class probabilities ``[B, len(classes)]`` for filtered windows ``[B, W, 8]`` (float32).
 
         ``rotation`` overrides ``self.rotation`` for this call.
         """

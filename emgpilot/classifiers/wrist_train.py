@@ -34,6 +34,7 @@ from emgpilot.classifiers.wrist import (
     FEATURE_NAMES,
     N_CHANNELS,
     N_FEATURES,
+    OTHER_CLASSES,
     RotationEstimator,
     WristModel,
     conditioning_sos,
@@ -58,6 +59,7 @@ class TrainConfig:
     full_rotation: bool = False  # random shift in 0..7 (rotation-invariant augmentation, for comparison)
     joint_rotation: bool = True  # train p(gesture, rotation | window) over all 8 electrode shifts
     rotation_smoothing: float = 0.0  # joint mode: target mass moved to the +-1 neighbouring shifts
+    other_classes: tuple[str, ...] = OTHER_CLASSES  # out-of-vocabulary motions learnt as extra classes
     gain_sd: float = 0.3  # log-amplitude augmentation (per window), in natural-log units
     conv: tuple[int, ...] = (16, 16)
     dense: tuple[int, ...] = (32,)
@@ -102,12 +104,17 @@ def load_recording(path: Path) -> dict[str, np.ndarray]:
     return data
 
 
-def class_map(class_names: Sequence[str]) -> np.ndarray:
-    """Lookup table from a file's label index to our class index (-1 = not one of ours)."""
+def model_classes(cfg: TrainConfig) -> tuple[str, ...]:
+    """Output classes of the network: the vocabulary's four, then the out-of-vocabulary motions."""
+    return CLASSES + tuple(c for c in cfg.other_classes if c not in CLASSES)
+
+
+def class_map(class_names: Sequence[str], classes: Sequence[str] = CLASSES) -> np.ndarray:
+    """Lookup table from a file's label index to an index into ``classes`` (-1 = not learnt)."""
     table = np.full(len(class_names), -1, dtype=np.int64)
     for i, name in enumerate(class_names):
-        if str(name) in CLASSES:
-            table[i] = CLASSES.index(str(name))
+        if str(name) in classes:
+            table[i] = list(classes).index(str(name))
     return table
 
 
@@ -159,9 +166,16 @@ def segment_windows(
     return np.concatenate(xs), np.concatenate(ys), np.concatenate(ss)
 
 
-def load_subject(path: Path, window: int, step: int, warmup: int, keep_windows: bool = False) -> SubjectData:
+def load_subject(
+    path: Path,
+    window: int,
+    step: int,
+    warmup: int,
+    keep_windows: bool = False,
+    classes: Sequence[str] = CLASSES,
+) -> SubjectData:
     data = load_recording(path)
-    table = class_map(data["class_names"])
+    table = class_map(data["class_names"], classes)
     x, y, s = segment_windows(data["emg"], data["labels"], data["segment"], table, window, step, warmup)
     feats = window_features(x)
     extra: dict[str, Any] = {"windows": x} if keep_windows else {}
@@ -173,7 +187,7 @@ def load_subject(path: Path, window: int, step: int, warmup: int, keep_windows: 
 def load_cued_subject(path: Path, cfg: TrainConfig) -> SubjectData:
     """A ``myo_readings`` person: per-sample cue labels, all sessions, transitions skipped."""
     data = load_recording(path)
-    table = class_map(data["class_names"])
+    table = class_map(data["class_names"], model_classes(cfg))
     x, y, s = segment_windows(
         data["emg"], data["labels"], data["segment"], table, cfg.window, cfg.cued_step, cfg.warmup, cfg.cued_settle
     )
@@ -227,7 +241,7 @@ def build_net(cfg: TrainConfig):
     for dout in cfg.dense:
         layers += [nn.Linear(din, dout), nn.ReLU()]
         din = dout
-    layers.append(nn.Linear(din, len(CLASSES)))
+    layers.append(nn.Linear(din, len(model_classes(cfg))))
     return nn.Sequential(*layers)
 
 
@@ -264,8 +278,9 @@ def train(subjects: Sequence[SubjectData], cfg: TrainConfig, extra: Sequence[Sub
     mean = feats.mean(axis=(0, 2), keepdims=True)[0]  # [F, 1]: shared over electrodes (rotation-agnostic)
     std = feats.std(axis=(0, 2), keepdims=True)[0] + 1e-6
     # Class weights: each class counts equally whatever its window count.
-    counts = np.bincount(labels, minlength=len(CLASSES)).astype(np.float64)
-    class_w = torch.tensor(counts.sum() / (len(CLASSES) * np.maximum(counts, 1)), dtype=torch.float32)
+    n_classes = len(model_classes(cfg))
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    class_w = torch.tensor(counts.sum() / (n_classes * np.maximum(counts, 1)), dtype=torch.float32)
     net = build_net(cfg)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     n = len(labels)
@@ -324,8 +339,9 @@ def _joint_loss(net, xb, yb, class_w, smoothing: float):
     # Circular convolutions commute with rolling the electrodes: run them once, roll their output.
     h = net[:n_conv_modules](xb)  # [B, H, C]
     rolled = torch.stack([torch.roll(h, -r, dims=2) for r in range(c)], dim=1)  # [B, R, H, C]
-    logits = net[n_conv_modules:](rolled.reshape(b * c, h.shape[1], c)).reshape(b, c * len(CLASSES))  # r * 4 + g
-    logp = torch.log_softmax(logits, dim=1).reshape(b, c, len(CLASSES))
+    n_classes = len(class_w)
+    logits = net[n_conv_modules:](rolled.reshape(b * c, h.shape[1], c)).reshape(b, c * n_classes)  # r * K + g
+    logp = torch.log_softmax(logits, dim=1).reshape(b, c, n_classes)
     target = torch.zeros_like(logp)
     rows = torch.arange(b)
     target[rows, 0, yb] = 1.0 - smoothing
@@ -355,7 +371,7 @@ def export(net, cfg: TrainConfig, mean: np.ndarray, std: np.ndarray, names: list
         tensors[f"dense{i}.bias"] = m.bias.detach().numpy().astype(np.float32).copy()
     meta = {
         "format": "emgpilot-wrist-1",
-        "classes": list(CLASSES),
+        "classes": list(model_classes(cfg)),
         "window": cfg.window,
         "channels": N_CHANNELS,
         "fs_hz": 200.0,
@@ -419,14 +435,16 @@ def evaluate_subject(
             est.update_features(feats[a : a + block])
     else:
         raise ValueError(f"unknown rotation mode {mode!r}; expected one of {ROTATION_MODES}")
-    logits = np.empty((n, len(CLASSES)), dtype=np.float32)
+    logits = np.empty((n, len(model.classes)), dtype=np.float32)
     for sh in np.unique(shifts):
         rows = shifts == sh
         logits[rows] = model.logits_from_features(feats[rows], rotation=int(sh))
-    pred = logits.argmax(axis=1)
-    y = subject.labels
+    # The vocabulary's four classes are scored (out-of-vocabulary windows still teach the shift).
+    ours = subject.labels < len(CLASSES)
+    pred = logits[ours, : len(CLASSES)].argmax(axis=1)
+    y = subject.labels[ours]
     wrist = np.isin(y, (2, 3))
-    two = np.where(logits[wrist, 2] >= logits[wrist, 3], 2, 3)
+    two = np.where(logits[ours][wrist, 2] >= logits[ours][wrist, 3], 2, 3)
     return {
         "ca4": float(np.mean(pred == y)),
         "flex_ext": float(np.mean(two == y[wrist])) if wrist.any() else float("nan"),
@@ -473,7 +491,7 @@ def cross_validate(
 def training_subjects(data_dir: Path, cfg: TrainConfig) -> list[SubjectData]:
     """All ``pre_*`` except the three files that are eval_Female0's person."""
     files = [p for p in subject_files(data_dir, "pre") if p.stem not in SAME_PERSON_AS_EVAL_FEMALE0]
-    return [load_subject(p, cfg.window, cfg.step, cfg.warmup) for p in files]
+    return [load_subject(p, cfg.window, cfg.step, cfg.warmup, classes=model_classes(cfg)) for p in files]
 
 
 def extra_training_subjects(data_dir: Path, cfg: TrainConfig) -> list[SubjectData]:
@@ -481,7 +499,8 @@ def extra_training_subjects(data_dir: Path, cfg: TrainConfig) -> list[SubjectDat
 
 
 def evaluation_subjects(data_dir: Path, cfg: TrainConfig) -> list[SubjectData]:
-    return [load_subject(p, cfg.window, cfg.eval_step, cfg.warmup) for p in subject_files(data_dir, "eval")]
+    files = subject_files(data_dir, "eval")
+    return [load_subject(p, cfg.window, cfg.eval_step, cfg.warmup, classes=model_classes(cfg)) for p in files]
 
 
 def evaluate_report(

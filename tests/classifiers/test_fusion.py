@@ -188,3 +188,19 @@ def test_recognition_stages_follow_the_streams_present_and_config_overrides():
         assert "arm" in str(e)
     else:
         raise AssertionError("a bad arm setting must be refused")
+
+
+def test_motion_the_network_knows_is_outside_the_vocabulary_is_rejected():
+    """A network with out-of-vocabulary classes: an episode mostly "other" gives no event."""
+    classes = (*FakeWrist.classes, "radial_deviation", "ulnar_deviation", "hand_open")
+    info = StreamInfo("wrist", "probabilities", RATE, classes)
+    x = np.full((N, len(classes)), np.nan, dtype=np.float32)
+    x[_span(2.0, 3.0)] = (0.05, 0.1, 0.7, 0.05, 0.05, 0.03, 0.02)  # a flexion
+    x[_span(6.0, 7.0)] = (0.05, 0.05, 0.15, 0.05, 0.6, 0.05, 0.05)  # radial deviation
+    streams = [_det("activation", _span(2.0, 3.0) | _span(6.0, 7.0)), Chunk(info, T, x)]
+    fusion = GestureFusion(FusionConfig(other_max_prob=0.5), ("activation",), classes, None)
+    pipe = Pipeline([fusion], sources=[s.stream for s in streams])
+    msgs = sorted([c.slice(i, i + 10) for c in streams for i in range(0, len(c), 10)], key=lambda c: c.t[0])
+    events = [m for m in pipe.push_many(msgs) + pipe.finish() if isinstance(m, GestureEvent)]
+    assert [e.primitive for e in events] == ["wrist_flexion"]
+    assert events[0].evidence["p_other"] < 0.2

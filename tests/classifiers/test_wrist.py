@@ -13,6 +13,7 @@ from emgpilot.classifiers import wrist_train as wt
 from emgpilot.classifiers.wrist import (
     CLASSES,
     N_FEATURES,
+    OTHER_CLASSES,
     RotationEstimator,
     benchmark_latency,
     conditioning_sos,
@@ -30,7 +31,9 @@ def model():
 
 
 def test_shipped_model_declares_interface(model):
-    assert model.classes == CLASSES == ("rest", "fist", "wrist_flexion", "wrist_extension")
+    assert CLASSES == ("rest", "fist", "wrist_flexion", "wrist_extension")
+    # The vocabulary first, then the motions outside it the network learnt so fusion can reject them.
+    assert model.classes == CLASSES + OTHER_CLASSES
     assert model.channels == 8
     assert 20 <= model.window <= 80
     assert model.meta["input_stream"] == "forearm_emg.filtered"
@@ -42,7 +45,7 @@ def test_predict_proba_shape_and_probabilities(model):
     rng = np.random.default_rng(0)
     x = rng.normal(0, 15, size=(5, model.window, 8)).astype(np.float32)
     p = model.predict_proba(x)
-    assert p.shape == (5, 4)
+    assert p.shape == (5, len(model.classes))
     assert p.dtype == np.float32
     assert np.all(p >= 0)
     np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)
@@ -63,7 +66,7 @@ def test_loading_never_unpickles(monkeypatch, tmp_path):
     monkeypatch.setattr(pickle, "loads", refuse)
     monkeypatch.setattr(pickle, "Unpickler", refuse)
     m = load_wrist_model()
-    assert m.predict_proba(np.zeros((1, m.window, 8), np.float32)).shape == (1, 4)
+    assert m.predict_proba(np.zeros((1, m.window, 8), np.float32)).shape == (1, len(m.classes))
     bad = tmp_path / "wrist.pt"
     bad.write_bytes(b"not a safetensors file")
     with pytest.raises(ValueError, match="safetensors"):
@@ -161,7 +164,7 @@ def test_real_windows_of_an_unseen_person_beat_chance(shared_data, model):
     """eval_Male1 is a person the shipped model never saw; 4 classes, chance is 0.25."""
     cfg = wt.TrainConfig(window=model.window)
     subject = wt.load_subject(shared_data / "cote_allard_myo" / "eval_Male1.npz", cfg.window, 20, cfg.warmup, True)
-    p = model.predict_proba(subject.extra["windows"])
+    p = model.predict_proba(subject.extra["windows"])[:, : len(CLASSES)]
     ca = float(np.mean(p.argmax(axis=1) == subject.labels))
     assert ca > 0.6, ca
     assert set(np.unique(subject.labels)) == {0, 1, 2, 3}
@@ -200,7 +203,7 @@ def test_rotation_estimator_finds_a_rotated_armband_on_an_unseen_person(shared_d
     est = RotationEstimator(model)
     est.update(windows)
     assert est.shift == 3
-    p = model.predict_proba(windows, rotation=est.shift)
+    p = model.predict_proba(windows, rotation=est.shift)[:, : len(CLASSES)]
     assert float(np.mean(p.argmax(axis=1) == subject.labels)) > 0.6
 
 
@@ -221,3 +224,20 @@ def test_shipped_weights_record_the_default_training_config(model):
     """``emgpilot train-wrist`` with defaults must be the recipe of the shipped weights."""
     recorded = {k: tuple(v) if isinstance(v, list) else v for k, v in model.meta["train_config"].items()}
     assert wt.TrainConfig(**recorded) == wt.TrainConfig()
+
+
+def test_weights_must_declare_the_vocabulary_classes_first(model, tmp_path):
+    meta = dict(model.meta, classes=["fist", "rest", "wrist_flexion", "wrist_extension"])
+    with pytest.raises(ValueError, match="classes"):
+        type(model)(tensors=model.tensors, meta=meta)
+
+
+def test_out_of_vocabulary_labels_are_learnt_as_extra_classes():
+    names = ["rest", "radial_deviation", "wrist_flexion", "pronation", "fist"]
+    classes = wt.model_classes(wt.TrainConfig())
+    assert classes[:4] == CLASSES
+    table = wt.class_map(names, classes)
+    assert table.tolist() == [0, classes.index("radial_deviation"), 2, -1, 1]
+    # Without extra classes only the vocabulary is learnt.
+    assert wt.class_map(names).tolist() == [0, -1, 2, -1, 1]
+    assert wt.model_classes(wt.TrainConfig(other_classes=())) == CLASSES

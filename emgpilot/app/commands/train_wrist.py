@@ -41,6 +41,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="also train on the myo_readings people, aligned to the standard placement (default: as shipped)",
     )
+    p.add_argument(
+        "--other-classes",
+        choices=["on", "off"],
+        default="on",
+        help="also learn radial/ulnar deviation and hand open, so fusion can reject them (default: on, as shipped)",
+    )
     p.add_argument("--json", action="store_true", help="print the full evaluation report as JSON")
     p.set_defaults(func=run)
 
@@ -63,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
         cfg = replace(cfg, epochs=args.epochs)
     if args.myo_readings is not None:
         cfg = replace(cfg, myo_readings=args.myo_readings == "on")
+    if args.other_classes == "off":
+        cfg = replace(cfg, other_classes=())
     cfg = replace(cfg, joint_rotation=args.rotation == "joint", full_rotation=args.rotation == "augment")
     try:
         model, report = train_and_evaluate(data, cfg)
