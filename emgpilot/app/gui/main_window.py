@@ -20,7 +20,7 @@ from PyQt6 import QtCore, QtGui, QtWidgets
 
 from emgpilot.app.gui.cues import ARROWS, CuePlan, CueSequencer, score_table
 from emgpilot.app.gui.drone_view import DroneView
-from emgpilot.app.gui.pacing import FramePacer
+from emgpilot.app.gui.pacing import FramePacer, RedrawGate
 from emgpilot.app.gui.plots import DetectorPanel, EventLog, SignalPlots, StreamStore, Timeline
 from emgpilot.app.gui.session import DEMO_SCRIPT, Session, SessionSpec
 from emgpilot.app.gui.settings import GuiSettings, default_settings_path
@@ -64,6 +64,7 @@ class FrameStats:
 
     times_ms: deque
     points: int = 0
+    signal_redraws: int = 0
 
     @classmethod
     def new(cls) -> FrameStats:
@@ -143,6 +144,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self._keys_filter_installed = True
         # one-shot timer re-armed by every frame for the pacer's next slot (a fixed 30 fps schedule)
         self.pacer = FramePacer()
+        self._redraw_gate = RedrawGate()
         self.timer = QtCore.QTimer(self)
         self.timer.setSingleShot(True)
         self.timer.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
@@ -660,10 +662,14 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         # re-armed before the work: the painting that follows this frame counts in its period
         self.timer.start(self.pacer.frame_started())
-        self.frame()
+        self.frame(every_panel=False)
 
-    def frame(self) -> None:
-        """One GUI frame: drain the session, fill ring buffers, redraw what is visible."""
+    def frame(self, every_panel: bool = True) -> None:
+        """One GUI frame: drain the session, fill ring buffers, redraw what is visible.
+
+        ``every_panel=False`` (the frame timer) skips scrolling panels with nothing new to show
+        (see :class:`~emgpilot.app.gui.pacing.RedrawGate`); direct calls (tests, screenshots)
+        redraw everything."""
         w0 = time.perf_counter()
         if self.session is not None:
             msgs = self.session.drain()
@@ -675,7 +681,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.timeline.add(self.store.new_events)
                 self.event_log.add(self.store.new_events)
                 self.store.new_events = []
-        self.redraw()
+        self.redraw(every_panel)
         self._update_cue_display()
         self._update_record_label()
         self._frame_no += 1
@@ -684,13 +690,12 @@ class MainWindow(QtWidgets.QMainWindow):
         dt = (time.perf_counter() - w0) * 1000.0
         self.frame_stats.times_ms.append(dt)
 
-    def redraw(self) -> None:
+    def redraw(self, every_panel: bool = True) -> None:
         t1 = self.store.t_latest
         if not math.isfinite(t1):
             return
         if self.signals.follow:
             x0, x1 = t1 - self.window_s, t1
-            self.signals.set_x_range(x0, x1)
             if not self.follow_check.isChecked():
                 self.follow_check.setChecked(True)
         else:
@@ -699,13 +704,24 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.follow_check.blockSignals(True)
                 self.follow_check.setChecked(False)
                 self.follow_check.blockSignals(False)
-        # hidden panels (another tab, a minimised window) cost nothing: Qt paints only what is shown
-        if self.signals.isVisible():
-            self.frame_stats.points = self.signals.refresh(self.store, x0, x1)
-        if self.detectors.isVisible():
-            self.detectors.refresh(self.store, x0, x1, self.channels)
-        if self.timeline.isVisible():
-            self.timeline.refresh(x0, x1)
+        # hidden panels (another tab, a minimised window) cost nothing: Qt paints only what is shown;
+        # visible ones are redrawn when they moved by half a pixel or have new data to show
+        version = self.store.version
+        for name, panel in (("signals", self.signals), ("detectors", self.detectors), ("timeline", self.timeline)):
+            if not panel.isVisible():
+                self._redraw_gate.forget(name)
+                continue
+            if not (every_panel or self._redraw_gate.due(name, x0, x1, panel.width(), version)):
+                continue
+            if panel is self.signals:
+                if self.signals.follow:
+                    self.signals.set_x_range(x0, x1)
+                self.frame_stats.points = self.signals.refresh(self.store, x0, x1)
+                self.frame_stats.signal_redraws += 1
+            elif panel is self.detectors:
+                self.detectors.refresh(self.store, x0, x1, self.channels)
+            else:
+                self.timeline.refresh(x0, x1)
         telemetry = self.store.buffers.get("drone_telemetry")
         drone = "" if self.session is None else self.session.drone_status
         until = None

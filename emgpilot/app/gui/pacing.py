@@ -46,3 +46,47 @@ class FramePacer:
                 nxt += self.period_s
         self.due = nxt
         return max(0, round((nxt - now) * 1000.0))
+
+
+class RedrawGate:
+    """Whether a scrolling panel has anything new to show this frame.
+
+    A panel is redrawn when its view moved by at least ``min_px`` pixels (a 10 s view scrolls
+    2.5 pixels per frame: every frame), or when new data arrived and ``data_refresh_s`` passed
+    since its last redraw (a 1 h view moves one pixel per 5 s: its newest column is refreshed
+    10 times a second instead of repainting identical pixels 30 times), or when it was not drawn
+    on its previous chance (hidden, first frame).
+
+    Parameters
+    ----------
+    min_px : view movement, in pixels, that always redraws.
+    data_refresh_s : longest wait before new data is shown.
+    clock : seconds, monotonic.
+    """
+
+    def __init__(
+        self, min_px: float = 0.5, data_refresh_s: float = 0.1, clock: Callable[[], float] = time.perf_counter
+    ) -> None:
+        self.min_px = min_px
+        self.data_refresh_s = data_refresh_s
+        self.clock = clock
+        self._drawn: dict[str, tuple[float, float, float, int]] = {}
+
+    def forget(self, panel: str) -> None:
+        """The panel was not drawn (hidden): draw it at its next chance."""
+        self._drawn.pop(panel, None)
+
+    def due(self, panel: str, x0: float, x1: float, width_px: float, data_version: int) -> bool:
+        """True (and remembered as drawn) if ``panel`` showing ``[x0, x1]`` over ``width_px``
+        pixels should be redrawn; ``data_version`` changes whenever new data arrives."""
+        now = self.clock()
+        last = self._drawn.get(panel)
+        if last is not None:
+            lx0, lx1, wall, version = last
+            s_per_px = (x1 - x0) / max(width_px, 1.0)
+            moved = max(abs(x0 - lx0), abs(x1 - lx1)) >= self.min_px * s_per_px
+            fresh = version != data_version and now - wall >= self.data_refresh_s
+            if not (moved or fresh):
+                return False
+        self._drawn[panel] = (x0, x1, now, data_version)
+        return True

@@ -67,7 +67,12 @@ class StreamStore:
     t_latest: float = float("-inf")
     new_events: list[Event] = field(default_factory=list)
 
+    version: int = 0
+    """Changes whenever messages are added (panels redraw when it does)."""
+
     def add(self, msgs: list, recorded: bool = False) -> None:
+        if msgs:
+            self.version += 1
         bufs = self.recorded_buffers if recorded else self.buffers
         for m in msgs:
             if isinstance(m, Chunk):
@@ -111,6 +116,7 @@ class StreamStore:
         self.samples.clear()
         self.new_events.clear()
         self.t_latest = float("-inf")
+        self.version += 1
 
 
 def _curve(plot: pg.PlotItem, color: str, style: QtCore.Qt.PenStyle | None = None) -> pg.PlotCurveItem:
@@ -283,7 +289,7 @@ class SignalPlots(pg.GraphicsLayoutWidget):
         if rec is not None:
             t, y = rec.window(x0, x1, MAX_POINTS)
             self.recorded_decision.setData(t, y[:, 0] + 0.1)
-        else:
+        elif self.recorded_decision.xData is not None and len(self.recorded_decision.xData):
             self.recorded_decision.setData([], [])
         settle(self)
         return points
@@ -300,6 +306,7 @@ class DetectorPanel(pg.GraphicsLayoutWidget):
         self.wrist_plot: pg.PlotItem | None = None
         self.wrist_bars: pg.BarGraphItem | None = None
         self.wrist_classes: tuple[str, ...] = ()
+        self._wrist_height = np.zeros(0, dtype=np.float32)
         self._titles: dict[str, str] = {}
         self._yranges: dict[str, tuple[float, float]] = {}
 
@@ -379,7 +386,10 @@ class DetectorPanel(pg.GraphicsLayoutWidget):
         _, y = buf.raw.last(40)
         finite = np.isfinite(y).all(axis=1)
         if finite.any() and self.wrist_bars is not None:
-            self.wrist_bars.setOpts(height=y[np.flatnonzero(finite)[-1]])
+            height = y[np.flatnonzero(finite)[-1]]
+            if not np.array_equal(height, self._wrist_height):  # the bars only change after an active window
+                self._wrist_height = height.copy()
+                self.wrist_bars.setOpts(height=height)
 
 
 ROWS = ("cue", "gesture", "recorded", "command", "safety")
