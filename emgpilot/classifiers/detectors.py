@@ -392,6 +392,7 @@ class ActivationDetector(WindowedDetector):
         wrist: WristClassifier | None = None,
         rotation_mode: str = "auto",
         mirror: bool = False,
+        max_shift: int | None = None,
     ) -> None:
         if rotation_mode not in ROTATION_MODES:
             raise ValueError(f"wrist rotation mode must be one of {ROTATION_MODES}, not {rotation_mode!r}")
@@ -399,6 +400,7 @@ class ActivationDetector(WindowedDetector):
         # A left arm mirrors the electrode ring (the network learnt right arms); no rotation undoes
         # that, so the electrode order is reversed before the network (and its rotation estimate).
         self.mirror = bool(mirror)
+        self.max_shift = max_shift
         self.rotation_mode = _resolve_rotation_mode(rotation_mode, wrist)
         # With a wrist model the windows are the model's (both see the same samples).
         super().__init__("activation", source, cfg, window=None if wrist is None else int(wrist.window))
@@ -419,7 +421,7 @@ class ActivationDetector(WindowedDetector):
         if self.rotation_mode == "estimator":
             from emgpilot.classifiers.wrist import RotationEstimator
 
-            self._estimator = RotationEstimator(model=self.wrist)
+            self._estimator = RotationEstimator(model=self.wrist, max_shift=self.max_shift)
         n_feat = 0
         if self.rotation_mode == "infomax":
             probe = self.wrist.features(np.zeros((1, self.window, self.source.n_channels), np.float32))  # type: ignore[union-attr]
@@ -508,7 +510,7 @@ class ActivationDetector(WindowedDetector):
             prior = np.zeros_like(est.scores)
             prior[0] = est.prior_nats
             for i in range(len(feats)):
-                shifts[i] = int(np.argmax(est.scores))
+                shifts[i] = est.shift
                 row = evidence.get(i)
                 if row is not None:
                     est.scores = prior + decay * (est.scores - prior) + row

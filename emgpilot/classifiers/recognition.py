@@ -107,11 +107,14 @@ class RecognitionConfig:
     wrist_rotation : how the armband's rotation around the forearm is compensated before the
         wrist network: ``auto``, ``estimator``, ``infomax`` or ``none`` (see
         :func:`emgpilot.classifiers.detectors._resolve_rotation_mode`).
+    wrist_max_rotation : the estimated rotation stays within this many electrodes (45 deg each)
+        of the standard placement (logo on the back of the forearm); -1 allows any.
     """
 
     enabled: bool = True
     wrist_model: str = "shipped"
     wrist_rotation: str = "auto"
+    wrist_max_rotation: int = 1
     activation: DetectorConfig = field(default_factory=DetectorConfig)
     fist: DetectorConfig = field(default_factory=DetectorConfig)
     stiffen: StiffenDetectorConfig = field(default_factory=StiffenDetectorConfig)
@@ -159,7 +162,14 @@ def recognition_stages(
         src = streams[FOREARM_FILTERED]
         model = wrist if wrist is not None else load_wrist(cfg.wrist_model)
         # A left arm (fusion.arm = "left") mirrors the electrode ring for the wrist network.
-        activation = ActivationDetector(src, cfg.activation, model, cfg.wrist_rotation, mirror=cfg.fusion.arm == "left")
+        activation = ActivationDetector(
+            src,
+            cfg.activation,
+            model,
+            cfg.wrist_rotation,
+            mirror=cfg.fusion.arm == "left",
+            max_shift=None if cfg.wrist_max_rotation < 0 else cfg.wrist_max_rotation,
+        )
         stages.append(activation)
         stages.append(FistDetector(src, cfg.fist))
         detectors += ["activation", "fist"]

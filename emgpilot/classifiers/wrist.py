@@ -127,12 +127,23 @@ def shift_evidence(model: WristModel, feats: np.ndarray) -> np.ndarray:
     return shift_log_likelihood(model, feats) * (1.0 - p_rest)[:, None]
 
 
-def estimate_shift(model: WristModel, feats: np.ndarray) -> int:
+def best_shift(scores: np.ndarray, max_shift: int | None = None) -> int:
+    """The shift with the highest score among those within ``max_shift`` electrodes of 0."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if max_shift is not None:
+        n = len(scores)
+        k = np.arange(n)
+        far = np.minimum(k, n - k) > max_shift
+        scores = np.where(far, -np.inf, scores)
+    return int(np.argmax(scores))
+
+
+def estimate_shift(model: WristModel, feats: np.ndarray, max_shift: int | None = None) -> int:
     """Most likely electrode shift of a wearer from unlabelled windows (features ``[B, F, C]``)."""
     f = np.asarray(feats)
     if f.ndim != 3 or f.shape[0] == 0:
         return 0
-    return int(np.argmax(shift_evidence(model, f).sum(axis=0)))
+    return best_shift(shift_evidence(model, f).sum(axis=0), max_shift)
 
 
 @dataclass
@@ -149,11 +160,15 @@ class RotationEstimator:
     model : the wrist model whose joint (gesture, shift) scores are used.
     prior_nats : head start of shift 0, in nats of evidence (a few confident active windows).
     halflife : windows after which old evidence counts half.
+    max_shift : only shifts within this many electrodes of the standard placement are
+        considered (None: any). The Myo is put on with its logo on the back of the forearm, so
+        large rotations are rare, while the summed window evidence can be confidently wrong.
     """
 
     model: WristModel
     prior_nats: float = 20.0
     halflife: float = 2000.0
+    max_shift: int | None = None
     scores: np.ndarray = field(init=False)
     n_windows: int = field(init=False, default=0)
 
@@ -183,7 +198,7 @@ class RotationEstimator:
 
     @property
     def shift(self) -> int:
-        return int(np.argmax(self.scores))
+        return best_shift(self.scores, self.max_shift)
 
     def state_dict(self) -> dict[str, Any]:
         return {"scores": self.scores.copy(), "n_windows": self.n_windows}

@@ -69,6 +69,12 @@ ELECTRODE_PITCH_DEG = -45.0
 about +x). Negative: on a right arm the channel numbers grow from the back of the forearm
 towards the radial (thumb) side, as real recordings show (radial deviation peaks one electrode
 after the wrist-extension peak, ulnar deviation one before)."""
+ELECTRODE_ZERO_DEG = 90.0
+"""Physical angle of electrode 0 from the IMU pod's position (band rotation 0): two electrodes, so
+that the median wearer's wrist-extension peak sits at electrode 1.4, as in real recordings with
+the standard placement (cote_allard_myo pre_*: circular mean 1.15, range 0.68-1.84 over 19
+people). The wrist network's "standard placement" is then a synthetic band rotation of 0. A whole
+number of electrodes keeps the sampled patterns (fitted on this grid) exactly as they were."""
 
 # Myo counts RMS at the best electrode for full activation (1.0) of each forearm group, and
 # MyoWare ADC counts RMS for the upper-arm muscles, for the median wearer. Chosen so that the
@@ -325,7 +331,7 @@ class Wearer:
 
     def spatial_gain(self) -> np.ndarray:
         """``[6, 8]`` gain of each forearm muscle group at each Myo electrode (peak 1)."""
-        electrode = np.deg2rad(self.band_rotation_deg + ELECTRODE_PITCH_DEG * np.arange(8))
+        electrode = np.deg2rad(self.band_rotation_deg + ELECTRODE_ZERO_DEG + ELECTRODE_PITCH_DEG * np.arange(8))
         # Physical angles grow with a right-hand rotation about +x; the radial side of a right arm
         # lies at negative angles there, so the table (positive = radial) is negated, and mirrored
         # again for a left arm.

@@ -183,3 +183,22 @@ def test_left_arm_mirrors_the_electrode_ring_for_the_wrist_network():
     cfg.fusion.arm = "auto"
     (activation,) = [s for s in recognition_stages(cfg, streams, wrist=model) if isinstance(s, ActivationDetector)]
     assert not activation.mirror
+
+
+def test_bounded_rotation_estimate_stays_near_the_standard_placement():
+    from emgpilot.classifiers.recognition import RecognitionConfig, recognition_stages
+    from emgpilot.classifiers.wrist import load_wrist_model
+
+    model = load_wrist_model()
+    src = forearm(30.0)
+    rotated = Chunk(FILTERED, src.t, np.ascontiguousarray(np.roll(src.data, 3, axis=1)))
+    seen = set()
+    det = ActivationDetector(FILTERED, DetectorConfig(), model, max_shift=1)
+    for c in cut(rotated, 100):
+        det.process(c)
+        seen.add(det.electrode_shift)
+    assert seen <= {7, 0, 1}
+    streams = {FILTERED.name: FILTERED}
+    bounded = recognition_stages(RecognitionConfig(), streams, wrist=model)[0]
+    free = recognition_stages(RecognitionConfig(wrist_max_rotation=-1), streams, wrist=model)[0]
+    assert (bounded.max_shift, free.max_shift) == (1, None)

@@ -16,6 +16,7 @@ from emgpilot.classifiers.wrist import (
     OTHER_CLASSES,
     RotationEstimator,
     benchmark_latency,
+    best_shift,
     conditioning_sos,
     load_wrist_model,
     shift_log_likelihood,
@@ -241,3 +242,13 @@ def test_out_of_vocabulary_labels_are_learnt_as_extra_classes():
     # Without extra classes only the vocabulary is learnt.
     assert wt.class_map(names).tolist() == [0, -1, 2, -1, 1]
     assert wt.model_classes(wt.TrainConfig(other_classes=())) == CLASSES
+
+
+def test_rotation_estimate_can_be_held_near_the_standard_placement(model):
+    scores = np.array([0.0, 5.0, 1.0, 2.0, 3.0, 9.0, 4.0, 6.0])
+    assert best_shift(scores) == 5
+    assert best_shift(scores, max_shift=1) == 7  # shifts 7, 0, 1 allowed
+    assert best_shift(scores, max_shift=2) == 7
+    est = RotationEstimator(model, max_shift=1)
+    est.scores = scores.copy()
+    assert est.shift == 7
