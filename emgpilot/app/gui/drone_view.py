@@ -35,6 +35,8 @@ class DroneView(QtWidgets.QWidget):
         self.map.setMenuEnabled(False)
         self.map.setLabel("left", "forward x (m)")
         self.map.setLabel("bottom", "left  <- y (m) ->  right")
+        for name in ("left", "bottom"):  # axes and grid change only with zoom: blit them from a pixmap
+            self.map.getAxis(name).setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
         layout.addWidget(self.map, 1)
         side = QtWidgets.QVBoxLayout()
         self.altitude = QtWidgets.QProgressBar()

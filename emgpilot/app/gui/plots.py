@@ -169,6 +169,12 @@ def cache_axes(plot: pg.PlotItem) -> None:
     plot.vb.disableAutoRange()
 
 
+def time_axis(plot: pg.PlotItem) -> None:
+    """A scrolling time axis is re-laid out on every frame: labelled ticks and one level of minor
+    ticks, without pyqtgraph's finest level (measured: 2.2 -> 1.3 ms per axis and frame)."""
+    plot.getAxis("bottom").setStyle(maxTickLevel=1)
+
+
 def settle(view: pg.GraphicsView) -> None:
     """Apply this frame's range changes before Qt paints, so the view is painted once per frame.
 
@@ -214,6 +220,7 @@ class SignalPlots(pg.GraphicsLayoutWidget):
                 p.hideAxis("bottom")
             self.plots[key] = p
         self.plots["decision"].setLabel("bottom", "data time (s)")
+        time_axis(self.plots["decision"])
         fp = self.plots["forearm"]
         offsets = tuple((7 - ch) * self.EMG_STEP for ch in range(8))
         # the raw channels share one grey curve (fewer items to paint); envelopes keep their colours
@@ -435,6 +442,7 @@ class Timeline(pg.PlotWidget):
         self.getAxis("left").setTicks([[(-i, r) for i, r in enumerate(ROWS)]])
         self.setYRange(-len(ROWS) + 0.5, 0.7, padding=0)
         cache_axes(self.getPlotItem())
+        time_axis(self.getPlotItem())
         self.scatter = pg.ScatterPlotItem(size=9, pen=None)
         self.addItem(self.scatter)
         self._points: deque[dict] = deque(maxlen=5000)
