@@ -1,5 +1,6 @@
 """The window's frame pacing, on a fake clock: a fixed 30 fps schedule that absorbs a late frame
-and drops (never bursts) the slots it cannot make."""
+and drops (never bursts) the slots it cannot make; the gate that redraws a scrolling panel only
+when it has something new to show."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import itertools
 
 import pytest
 
-from emgpilot.app.gui.pacing import FramePacer
+from emgpilot.app.gui.pacing import FramePacer, RedrawGate
 
 
 class FakeClock:
@@ -75,3 +76,41 @@ def test_after_a_long_pause_the_schedule_restarts_without_catching_up():
 def test_bad_rate_is_refused():
     with pytest.raises(ValueError, match="frames per second"):
         FramePacer(0.0)
+
+
+def test_redraw_gate_redraws_a_scrolling_view_on_every_pixel_it_moves():
+    clock = FakeClock()
+    gate = RedrawGate(clock=clock)
+    width_px, window_s = 750.0, 10.0  # 10 s over 750 px: 1/30 s of data is 2.5 px
+    drawn = 0
+    for k in range(30):
+        clock.now += 1 / 30
+        t1 = 100.0 + k / 30
+        drawn += gate.due("signals", t1 - window_s, t1, width_px, data_version=k)
+    assert drawn == 30
+
+
+def test_redraw_gate_refreshes_an_hour_view_ten_times_a_second_not_thirty():
+    clock = FakeClock()
+    gate = RedrawGate(clock=clock)
+    width_px, window_s = 750.0, 3600.0  # 4.8 s per pixel: 30 frames move it 0.2 px
+    drawn = []
+    for k in range(30):
+        clock.now += 1 / 30
+        t1 = 5000.0 + k / 30
+        drawn.append(gate.due("signals", t1 - window_s, t1, width_px, data_version=k))
+    # the first frame draws, then every third frame: new data shown within 0.1 s
+    assert drawn[0] and sum(drawn) == 10
+    assert all(sum(drawn[i : i + 3]) >= 1 for i in range(0, 30, 3))
+
+
+def test_redraw_gate_skips_a_still_view_without_new_data_and_redraws_what_was_hidden():
+    clock = FakeClock()
+    gate = RedrawGate(clock=clock)
+    assert gate.due("detectors", 0.0, 10.0, 500.0, data_version=1)
+    clock.now += 5.0
+    assert not gate.due("detectors", 0.0, 10.0, 500.0, data_version=1)  # paused replay: nothing new
+    assert gate.due("detectors", 0.0, 10.0, 500.0, data_version=2)  # new data (5 s since the last redraw)
+    assert gate.due("detectors", 0.02, 10.02, 500.0, data_version=2)  # the user panned by a pixel
+    gate.forget("detectors")  # hidden behind another tab
+    assert gate.due("detectors", 0.02, 10.02, 500.0, data_version=2)  # shown again: drawn at once

@@ -53,19 +53,19 @@ class RedrawGate:
 
     A panel is redrawn when its view moved by at least ``min_px`` pixels (a 10 s view scrolls
     2.5 pixels per frame: every frame), or when new data arrived and ``data_refresh_s`` passed
-    since its last redraw (a 1 h view moves one pixel per 5 s: its newest column is refreshed
-    10 times a second instead of repainting identical pixels 30 times), or when it was not drawn
-    on its previous chance (hidden, first frame).
+    since its last redraw (a 1 h view moves one pixel per 5 s: its newest column is refreshed on
+    every third frame, 10 times a second, instead of repainting identical pixels 30 times), or
+    when it was not drawn on its previous chance (hidden, first frame).
 
     Parameters
     ----------
     min_px : view movement, in pixels, that always redraws.
-    data_refresh_s : longest wait before new data is shown.
+    data_refresh_s : wait before new data in a still view is shown (0.09: every third 30 fps frame).
     clock : seconds, monotonic.
     """
 
     def __init__(
-        self, min_px: float = 0.5, data_refresh_s: float = 0.1, clock: Callable[[], float] = time.perf_counter
+        self, min_px: float = 0.5, data_refresh_s: float = 0.09, clock: Callable[[], float] = time.perf_counter
     ) -> None:
         self.min_px = min_px
         self.data_refresh_s = data_refresh_s
