@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from emgpilot.classifiers.recognition import RecognitionConfig, recognition_stages
 from emgpilot.config import from_mapping, load_toml
@@ -26,6 +27,28 @@ def load_pipeline_config(path: str | Path | None = None) -> PipelineConfig:
 
 def pipeline_config_from_dict(data: dict) -> PipelineConfig:
     return from_mapping(PipelineConfig, data)
+
+
+def declared_arm(metadata: dict[str, Any]) -> str | None:
+    """The arm a recording says its wearer wore the armband on (``arm``/``hand``), if any."""
+    nested = metadata.get("import") if isinstance(metadata.get("import"), dict) else {}
+    for value in (metadata.get("arm"), metadata.get("hand"), nested.get("hand")):
+        if value in ("left", "right"):
+            return str(value)
+    return None
+
+
+def with_wearer_arm(cfg: PipelineConfig | None, arm: str | None) -> PipelineConfig:
+    """``cfg`` for a wearer who declared their ``arm``, as a user sets ``arm`` in the app.
+
+    Only a configuration that leaves ``recognition.fusion.arm = "auto"`` is changed: on a left
+    arm the electrode ring is mirrored for the wrist network, which gravity cannot tell.
+    """
+    cfg = cfg or PipelineConfig()
+    fusion = cfg.recognition.fusion
+    if arm not in ("left", "right") or fusion.arm != "auto":
+        return cfg
+    return replace(cfg, recognition=replace(cfg.recognition, fusion=replace(fusion, arm=arm)))
 
 
 def build_stages(cfg: PipelineConfig, sources: dict[str, StreamInfo]) -> list[Stage]:

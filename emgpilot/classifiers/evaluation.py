@@ -322,11 +322,14 @@ def evaluate_session(
     if feed_gaps:
         feed.extend(gaps)
     feed.sort(key=message_time)  # stable: each stream keeps its own order
-    if pipeline_factory is None:
-        from emgpilot.build import build_pipeline
+    from emgpilot.build import build_pipeline, declared_arm, with_wearer_arm
 
+    if pipeline_factory is None:
         pipeline_factory = build_pipeline
-    pipeline = pipeline_factory(sources, cfg)
+    # A wearer who declared their arm (a left-arm Myo mirrors the electrode ring) is scored with
+    # that setting, as they would have set it in the app.
+    arm = declared_arm(session.metadata)
+    pipeline = pipeline_factory(sources, with_wearer_arm(cfg, arm) if arm else cfg)
 
     gestures: list[GestureEvent] = []
     decisions: list[Chunk] = []

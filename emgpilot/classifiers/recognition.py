@@ -108,7 +108,8 @@ class RecognitionConfig:
         wrist network: ``auto``, ``estimator``, ``infomax`` or ``none`` (see
         :func:`emgpilot.classifiers.detectors._resolve_rotation_mode`).
     wrist_max_rotation : the estimated rotation stays within this many electrodes (45 deg each)
-        of the standard placement (logo on the back of the forearm); -1 allows any.
+        of the standard placement (logo on the back of the forearm); -1 allows any. Not applied
+        with ``fusion.arm = "left"``.
     """
 
     enabled: bool = True
@@ -162,13 +163,17 @@ def recognition_stages(
         src = streams[FOREARM_FILTERED]
         model = wrist if wrist is not None else load_wrist(cfg.wrist_model)
         # A left arm (fusion.arm = "left") mirrors the electrode ring for the wrist network.
+        left = cfg.fusion.arm == "left"
+        # Where a mirrored ring's standard placement falls depends on where the Myo's logo pod sits
+        # among the electrodes, which no recording here pins down: left arms are not bounded.
+        bounded = cfg.wrist_max_rotation >= 0 and not left
         activation = ActivationDetector(
             src,
             cfg.activation,
             model,
             cfg.wrist_rotation,
-            mirror=cfg.fusion.arm == "left",
-            max_shift=None if cfg.wrist_max_rotation < 0 else cfg.wrist_max_rotation,
+            mirror=left,
+            max_shift=cfg.wrist_max_rotation if bounded else None,
         )
         stages.append(activation)
         stages.append(FistDetector(src, cfg.fist))

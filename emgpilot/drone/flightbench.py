@@ -106,12 +106,14 @@ class ArmSource:
     recognition = "pipeline"
 
     def __init__(self, seed: int, pipeline_config: Any | None = None) -> None:
-        from emgpilot.build import build_pipeline
+        from emgpilot.build import build_pipeline, with_wearer_arm
         from emgpilot.signals.synthetic import SyntheticArm
         from emgpilot.signals.synthetic_model import Schedule
 
         self.arm = SyntheticArm(seed=seed, speed=float("inf"), schedule=Schedule.idle())
-        self.pipeline = build_pipeline(self.arm.streams(), pipeline_config)
+        # The pilot says which arm wears the sensors, as a user would in the app's settings.
+        cfg = with_wearer_arm(pipeline_config, str(self.arm.info()["arm"]))
+        self.pipeline = build_pipeline(self.arm.streams(), cfg)
         self.arm.start()
         self._t = 0.0
 
