@@ -61,6 +61,9 @@ class TrainConfig:
     rotation_smoothing: float = 0.0  # joint mode: target mass moved to the +-1 neighbouring shifts
     other_classes: tuple[str, ...] = OTHER_CLASSES  # out-of-vocabulary motions learnt as extra classes
     gain_sd: float = 0.3  # log-amplitude augmentation (per window), in natural-log units
+    # Per-electrode log gain augmentation: every armband's electrodes differ in contact and gain
+    # (the one armband of cote_allard pre_* has its own per-channel levels even at rest).
+    channel_gain_sd: float = 0.25
     conv: tuple[int, ...] = (16, 16)
     dense: tuple[int, ...] = (32,)
     kernel: int = 3
@@ -292,6 +295,7 @@ def train(subjects: Sequence[SubjectData], cfg: TrainConfig, extra: Sequence[Sub
     y_all = torch.from_numpy(labels)
     mean_t, std_t = torch.from_numpy(mean), torch.from_numpy(std)
     gain_rows = torch.tensor([1.0, 1.0, 0, 0, 0, 0], dtype=torch.float32)[:, None]  # features that move with gain
+    rel_row = torch.tensor([0, 0, 0, 0, 1.0, 0], dtype=torch.float32)[:, None]  # relative level across electrodes
     t0 = time.perf_counter()
     net.train()
     for epoch in range(cfg.epochs):
@@ -303,6 +307,11 @@ def train(subjects: Sequence[SubjectData], cfg: TrainConfig, extra: Sequence[Sub
             if cfg.gain_sd > 0:
                 g = torch.from_numpy(rng.normal(0.0, cfg.gain_sd, size=(len(idx), 1, 1)).astype(np.float32))
                 xb = xb + g * gain_rows
+            if cfg.channel_gain_sd > 0:
+                ge = rng.normal(0.0, cfg.channel_gain_sd, size=(len(idx), 1, N_CHANNELS))
+                ge_rel = ge - ge.mean(axis=2, keepdims=True)
+                xb = xb + torch.from_numpy(ge.astype(np.float32)) * gain_rows
+                xb = xb + torch.from_numpy(ge_rel.astype(np.float32)) * rel_row
             if cfg.full_rotation:
                 shifts = rng.integers(0, N_CHANNELS, size=len(idx))
             else:

@@ -252,3 +252,22 @@ def test_rotation_estimate_can_be_held_near_the_standard_placement(model):
     est = RotationEstimator(model, max_shift=1)
     est.scores = scores.copy()
     assert est.shift == 7
+
+
+def test_electrode_gain_augmentation_matches_what_a_gain_does_to_the_features():
+    """Training shifts log MAV / log WL by a per-electrode log gain and the relative level by its
+    deviation from the electrode mean: exactly what scaling each electrode's signal does."""
+    rng = np.random.default_rng(8)
+    x = rng.normal(0, 20, size=(5, 40, 8)).astype(np.float32)
+    g = rng.normal(0, 0.25, size=8)
+    base, scaled = window_features(x), window_features(x * np.exp(g).astype(np.float32))
+    names = list(wt.FEATURE_NAMES)
+    # _EPS inside the logs makes the shift approximate for tiny amplitudes; these are large.
+    def shift(f: str) -> np.ndarray:
+        return scaled[:, names.index(f)] - base[:, names.index(f)]
+
+    for f in ("log_mav", "log_wl"):
+        np.testing.assert_allclose(shift(f), np.broadcast_to(g, (5, 8)), atol=6e-3)
+    np.testing.assert_allclose(shift("rel_log_mav"), np.broadcast_to(g - g.mean(), (5, 8)), atol=6e-3)
+    for f in ("zc", "ssc", "log_wl_over_mav"):
+        np.testing.assert_allclose(shift(f), 0.0, atol=6e-3)
