@@ -42,12 +42,14 @@ DEMO_SCRIPT: tuple[tuple[float, str], ...] = (
     (10.0, "fist"),
     (13.0, "wave_up"),
     (16.0, "fist"),
-    (19.0, "fist"),
-    (22.0, "rotate_ccw"),
+    (19.0, "rotate_ccw"),
+    (22.0, "fist"),
     (25.0, "wave_right"),
     (28.0, "stiffen"),
 )
-"""What the scripted demo does (data time, action): used for the screenshot and tests."""
+"""What the scripted demo does (data time, action): used for the screenshot and tests. A wave that
+needs the thumb up comes 6 s after the rotation: the forearm turns back, then to thumb up (3 s
+left too little time, and the wave was read with the palm still down)."""
 
 
 @dataclass
