@@ -492,3 +492,28 @@ def test_gui_thread_never_waits_on_a_stuck_device_or_drone(qtbot, tmp_path, no_l
         assert win.session.drone_status == "connecting..." and not device.finished  # both still stuck
     finally:
         release.set()
+
+
+def test_line_item_joins_runs_of_finite_points_and_never_has_empty_bounds(qapp):
+    import numpy as np
+    import pyqtgraph as pg
+
+    from emgpilot.app.gui.plots import LineItem
+
+    x = np.arange(10.0)
+    y = np.array([0, 1, np.nan, 3, 4, 5, np.nan, np.nan, 8, 9], dtype=float)
+    assert LineItem._runs(x, y, None) == [(0, 2), (3, 6), (8, 10)]
+    connect = np.ones(10, dtype=bool)
+    connect[3] = False  # point 3 not joined to 4
+    assert LineItem._runs(x, y, connect) == [(0, 2), (4, 6), (8, 10)]
+    assert LineItem._runs(x, np.zeros(10), None) == [(0, 10)]
+    assert LineItem._runs(x[:1], y[:1], None) == []
+    item = LineItem(pg.mkPen("k"))
+    item.setData(x, np.full(10, -1.0))  # a flat line (the decision class resting at "rej")
+    r = item.boundingRect()
+    assert r.width() > 0 and r.height() > 0 and r.left() <= 0.0 and r.right() >= 9.0
+    assert len(item._polylines) == 1 and item._polylines[0].size() == 10
+    item.setData([], [])
+    assert item.boundingRect().isEmpty() and not item._polylines
+    with pytest.raises(ValueError, match="one length"):
+        item.setData(x, y[:5])

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6 import QtCore, QtWidgets
+from PyQt6 import QtCore, QtGui, QtWidgets
 
 from emgpilot.app.gui.ring import RingBuffer
 from emgpilot.signals.streams import (
@@ -119,42 +119,93 @@ class StreamStore:
         self.version += 1
 
 
-def _curve(plot: pg.PlotItem, color: str, style: QtCore.Qt.PenStyle | None = None) -> pg.PlotCurveItem:
+def _curve(plot: pg.PlotItem, color: str, style: QtCore.Qt.PenStyle | None = None) -> LineItem:
     """A live curve: 1-pixel cosmetic pen (wider pens cost several times more to paint)."""
     pen = pg.mkPen(color, width=1)
     if style is not None:
         pen.setStyle(style)
-    c = FastCurve(pen=pen, skipFiniteCheck=True)
+    c = LineItem(pen)
     plot.addItem(c)
     return c
 
 
-class FastCurve(pg.PlotCurveItem):
-    """A curve whose data bounds survive view changes (scrolling): they only change with the data.
+class LineItem(QtWidgets.QGraphicsItem):
+    """A polyline for live plots, in place of pyqtgraph's ``PlotCurveItem``.
 
-    pyqtgraph recomputes NaN-aware minima/maxima of every curve whenever the view transform
-    changes, i.e. on every frame of a scrolling plot; the bounds depend only on the data.
+    ``PlotCurveItem`` does a lot of Python work per item and frame that a scrolling plot with a
+    fixed y range does not need (bounds padded by the pixel size through the device transform,
+    change signals, a ``QPainterPath`` per paint). This item keeps ``QPolygonF``s filled straight
+    from numpy and draws them with ``drawPolyline``: the same pixels, measured 2.5-3 ms less
+    GUI-thread time per frame for the window's ~40 curves. Points are joined within runs of finite
+    values (and, with ``connect``, where ``connect[i]`` joins point ``i`` to ``i + 1``).
     """
 
-    def viewTransformChanged(self) -> None:
-        self._boundingRect = None
-        self.prepareGeometryChange()
+    def __init__(self, pen: QtGui.QPen) -> None:
+        super().__init__()
+        # what a legend's ItemSample reads
+        self.opts: dict[str, object] = {"pen": pen, "antialias": False, "fillLevel": None, "symbol": None}
+        self._pen = pen
+        self._polylines: list[QtGui.QPolygonF] = []
+        self._rect = QtCore.QRectF()
+        self.xData: np.ndarray = np.zeros(0)
+        self.yData: np.ndarray = np.zeros(0)
 
-    def dataBounds(self, ax: int, frac: float = 1.0, orthoRange: tuple[float, float] | None = None) -> tuple:
-        """Bounds in one pass: times come sorted (per channel) and ``fmin``/``fmax`` skip NaN
-        without the masked copies of ``nanmin``/``nanmax`` (called for every curve every frame)."""
-        x, y = self.getData()
-        if frac < 1.0 or orthoRange is not None or x is None or len(x) == 0 or self.opts.get("fillLevel") is not None:
-            return super().dataBounds(ax, frac, orthoRange)
-        cache = self._boundsCache[ax]
-        if cache is not None and cache[0] == (frac, orthoRange):
-            return cache[1]
-        d = x if ax == 0 else y
-        lo, hi = float(np.fmin.reduce(d)), float(np.fmax.reduce(d))
-        if not (math.isfinite(lo) and math.isfinite(hi)):  # infinities or all NaN: pyqtgraph's careful way
-            return super().dataBounds(ax, frac, orthoRange)
-        self._boundsCache[ax] = [(frac, orthoRange), (lo, hi)]
-        return lo, hi
+    def setData(self, x: np.ndarray | list, y: np.ndarray | list, connect: np.ndarray | None = None) -> None:
+        x = np.asarray(x, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        if x.shape != y.shape or x.ndim != 1:
+            raise ValueError(f"x and y must be 1-d and of one length, got {x.shape} and {y.shape}")
+        self.prepareGeometryChange()
+        self.xData, self.yData = x, y
+        self._polylines = [self._polyline(x[a:b], y[a:b]) for a, b in self._runs(x, y, connect)]
+        self._rect = self._bounds(x, y)
+        self.update()
+
+    @staticmethod
+    def _runs(x: np.ndarray, y: np.ndarray, connect: np.ndarray | None) -> list[tuple[int, int]]:
+        """``[start, stop)`` of the runs of joined points (two points at least)."""
+        n = x.shape[0]
+        if n < 2:
+            return []
+        finite = np.isfinite(y) & np.isfinite(x)
+        if connect is None and finite.all():
+            return [(0, n)]
+        link = finite[:-1] & finite[1:]
+        if connect is not None:
+            link &= np.asarray(connect[: n - 1], dtype=bool)
+        # a run starts after every broken link and ends before the next one
+        edges = np.flatnonzero(np.diff(np.concatenate([[False], link, [False]]).astype(np.int8)))
+        return [(int(a), int(b) + 1) for a, b in zip(edges[0::2], edges[1::2], strict=True)]
+
+    @staticmethod
+    def _polyline(x: np.ndarray, y: np.ndarray) -> QtGui.QPolygonF:
+        poly = pg.functions.create_qpolygonf(x.shape[0])
+        xy = pg.functions.ndarray_from_qpolygonf(poly)
+        xy[:, 0] = x
+        xy[:, 1] = y
+        return poly
+
+    @staticmethod
+    def _bounds(x: np.ndarray, y: np.ndarray) -> QtCore.QRectF:
+        if x.shape[0] == 0:
+            return QtCore.QRectF()
+        x0, x1 = float(np.fmin.reduce(x)), float(np.fmax.reduce(x))
+        y0, y1 = float(np.fmin.reduce(y)), float(np.fmax.reduce(y))
+        if not all(math.isfinite(v) for v in (x0, x1, y0, y1)):
+            return QtCore.QRectF()
+        # never empty (a flat line still has to be drawn); the half pixel a 1-px pen reaches beyond
+        # the data is covered by the 2-px margin QGraphicsView adds to every update
+        pad_x = 1e-6 * (abs(x0) + abs(x1) + 1.0)
+        pad_y = 1e-6 * (abs(y0) + abs(y1) + 1.0)
+        return QtCore.QRectF(x0 - pad_x, y0 - pad_y, x1 - x0 + 2 * pad_x, y1 - y0 + 2 * pad_y)
+
+    def boundingRect(self) -> QtCore.QRectF:
+        return self._rect
+
+    def paint(self, p: QtGui.QPainter, opt: object, widget: object = None) -> None:
+        p.setPen(self._pen)
+        for poly in self._polylines:
+            p.drawPolyline(poly)
 
 
 def cache_axes(plot: pg.PlotItem) -> None:
@@ -195,7 +246,7 @@ class SignalPlots(pg.GraphicsLayoutWidget):
         self.setBackground("w")
         self.plots: dict[str, pg.PlotItem] = {}
         # (curve, stream, channels, scale, offset per channel)
-        self.curves: list[tuple[pg.PlotCurveItem, str, tuple[int, ...], float, tuple[float, ...]]] = []
+        self.curves: list[tuple[LineItem, str, tuple[int, ...], float, tuple[float, ...]]] = []
         specs = [
             ("forearm", "Forearm EMG (8 ch) + envelopes", 3),
             ("upper", "Upper-arm EMG (biceps, triceps)", 2),
@@ -296,7 +347,7 @@ class SignalPlots(pg.GraphicsLayoutWidget):
         if rec is not None:
             t, y = rec.window(x0, x1, MAX_POINTS)
             self.recorded_decision.setData(t, y[:, 0] + 0.1)
-        elif self.recorded_decision.xData is not None and len(self.recorded_decision.xData):
+        elif len(self.recorded_decision.xData):
             self.recorded_decision.setData([], [])
         settle(self)
         return points
@@ -309,7 +360,7 @@ class DetectorPanel(pg.GraphicsLayoutWidget):
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.setBackground("w")
-        self.rows: dict[str, tuple[pg.PlotItem, dict[str, pg.PlotCurveItem]]] = {}
+        self.rows: dict[str, tuple[pg.PlotItem, dict[str, LineItem]]] = {}
         self.wrist_plot: pg.PlotItem | None = None
         self.wrist_bars: pg.BarGraphItem | None = None
         self.wrist_classes: tuple[str, ...] = ()
@@ -317,7 +368,7 @@ class DetectorPanel(pg.GraphicsLayoutWidget):
         self._titles: dict[str, str] = {}
         self._yranges: dict[str, tuple[float, float]] = {}
 
-    def _row(self, name: str) -> tuple[pg.PlotItem, dict[str, pg.PlotCurveItem]]:
+    def _row(self, name: str) -> tuple[pg.PlotItem, dict[str, LineItem]]:
         row = self.rows.get(name)
         if row is None:
             p = self.addPlot(row=len(self.rows), col=0, title=name)
