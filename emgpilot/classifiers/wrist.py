@@ -211,6 +211,15 @@ class RotationEstimator:
         self.n_windows = int(state["n_windows"])
 
 
+def _mean_log_softmax(logits: list[np.ndarray], axis: int) -> np.ndarray:
+    """Mean over networks of ``log_softmax(z, axis)`` (a normalised geometric mean of their answers)."""
+    total = np.zeros_like(logits[0])
+    for z in logits:
+        m = z.max(axis=axis, keepdims=True)
+        total += z - m - np.log(np.exp(z - m).sum(axis=axis, keepdims=True))
+    return total / len(logits)
+
+
 def _circ_conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """Circular 1-D convolution over electrodes: ``x [B, Cin, E]``, ``weight [Cout, Cin, K]``."""
     k = weight.shape[2]
@@ -228,7 +237,9 @@ class WristModel:
     ``window`` (samples at 200 Hz) and ``channels`` describe the input and output;
     ``rotation`` (electrode shift, default 0) is applied to every window before
     classification -- set it from a :class:`RotationEstimator` to compensate the armband's
-    rotation on this wearer.
+    rotation on this wearer. With ``meta["members"]`` > 1 the weights hold several networks
+    (tensors ``member<i>.<name>``, trained with different seeds) whose log-probabilities are
+    averaged: one network's answer depends a lot on its seed.
     """
 
     tensors: dict[str, np.ndarray]
@@ -243,6 +254,20 @@ class WristModel:
         self._std = self.tensors["feature_std"].astype(np.float32)
         self._n_conv = int(self.meta["arch"]["n_conv"])
         self._n_dense = int(self.meta["arch"]["n_dense"])
+        n_members = int(self.meta.get("members", 1))
+        if n_members == 1:
+            self._members = [self.tensors]
+        else:
+            self._members = [
+                {k.split(".", 1)[1]: v for k, v in self.tensors.items() if k.startswith(f"member{i}.")}
+                for i in range(n_members)
+            ]
+        for i, member in enumerate(self._members):
+            need = [f"conv{j}.{p}" for j in range(self._n_conv) for p in ("weight", "bias")]
+            need += [f"dense{j}.{p}" for j in range(self._n_dense) for p in ("weight", "bias")]
+            missing = set(need) - member.keys()
+            if missing:
+                raise ValueError(f"wrist weights: network {i} lacks tensors {sorted(missing)}")
         if self.classes[: len(CLASSES)] != CLASSES:
             raise ValueError(f"wrist weights declare classes {self.classes}, expected {CLASSES} first")
 
@@ -250,36 +275,53 @@ class WristModel:
         """Per-electrode features ``[B, F, C]`` of raw filtered windows ``[B, W, C]``."""
         return window_features(windows)
 
-    def _conv(self, h: np.ndarray) -> np.ndarray:
+    @property
+    def n_members(self) -> int:
+        return len(self._members)
+
+    def _conv(self, h: np.ndarray, t: dict[str, np.ndarray]) -> np.ndarray:
         for i in range(self._n_conv):
-            h = np.maximum(_circ_conv(h, self.tensors[f"conv{i}.weight"], self.tensors[f"conv{i}.bias"]), 0.0)
+            h = np.maximum(_circ_conv(h, t[f"conv{i}.weight"], t[f"conv{i}.bias"]), 0.0)
         return h
 
-    def _head(self, h: np.ndarray) -> np.ndarray:
+    def _head(self, h: np.ndarray, t: dict[str, np.ndarray]) -> np.ndarray:
         h = h.reshape(h.shape[0], -1)
         for i in range(self._n_dense):
-            h = h @ self.tensors[f"dense{i}.weight"].T + self.tensors[f"dense{i}.bias"]
+            h = h @ t[f"dense{i}.weight"].T + t[f"dense{i}.bias"]
             if i < self._n_dense - 1:
                 h = np.maximum(h, 0.0)
         return h
 
     def logits_from_features(self, feats: np.ndarray, rotation: int | None = None) -> np.ndarray:
-        """Logits ``[B, K]`` of features ``[B, F, C]`` under electrode shift ``rotation`` (default: ``rotation``)."""
+        """Logits ``[B, K]`` of features ``[B, F, C]`` under electrode shift ``rotation`` (default: ``rotation``).
+
+        Several networks: the mean of their log-probabilities.
+        """
         shift = self.rotation if rotation is None else rotation
         h = (feats - self._mean) / self._std
         if shift:
             h = roll_channels(h, shift, axis=2)
-        return self._head(self._conv(h))
+        if len(self._members) == 1:
+            return self._head(self._conv(h, self.tensors), self.tensors)
+        return _mean_log_softmax([self._head(self._conv(h, t), t) for t in self._members], axis=1)
 
     def logits_all_shifts(self, feats: np.ndarray) -> np.ndarray:
         """Logits ``[B, C, K]`` of every window under every electrode shift.
 
-        The circular convolutions commute with rolling the electrodes, so they run once.
+        The circular convolutions commute with rolling the electrodes, so they run once. Several
+        networks: the mean of their log-probabilities over all (shift, class) pairs.
         """
-        h = self._conv((np.asarray(feats, dtype=np.float32) - self._mean) / self._std)
-        b, nh, c = h.shape
-        rolled = np.stack([np.roll(h, -s, axis=2) for s in range(c)], axis=1).reshape(b * c, nh, c)
-        return self._head(rolled).reshape(b, c, -1)
+        h0 = (np.asarray(feats, dtype=np.float32) - self._mean) / self._std
+        out = []
+        for t in self._members:
+            h = self._conv(h0, t)
+            b, nh, c = h.shape
+            rolled = np.stack([np.roll(h, -s, axis=2) for s in range(c)], axis=1).reshape(b * c, nh, c)
+            out.append(self._head(rolled, t).reshape(b, c, -1))
+        if len(out) == 1:
+            return out[0]
+        b, c, k = out[0].shape
+        return _mean_log_softmax([z.reshape(b, c * k) for z in out], axis=1).reshape(b, c, k)
 
     def predict_proba(self, windows: np.ndarray, rotation: int | None = None) -> np.ndarray:
         """Class probabilities ``[B, len(classes)]`` for filtered windows ``[B, W, 8]`` (float32).

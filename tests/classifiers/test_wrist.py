@@ -271,3 +271,27 @@ def test_electrode_gain_augmentation_matches_what_a_gain_does_to_the_features():
     np.testing.assert_allclose(shift("rel_log_mav"), np.broadcast_to(g - g.mean(), (5, 8)), atol=6e-3)
     for f in ("zc", "ssc", "log_wl_over_mav"):
         np.testing.assert_allclose(shift(f), 0.0, atol=6e-3)
+
+
+def test_several_networks_average_their_log_probabilities(tmp_path):
+    cfg = replace(wt.TrainConfig(), epochs=1, batch=64, conv=(4,), dense=(8,), members=2)
+    subjects = _synthetic_subjects(2, 100)
+    both = wt.train_members(subjects, cfg)
+    a, b = (wt.train(subjects, replace(cfg, seed=cfg.seed + i)) for i in range(2))
+    assert both.n_members == 2 and both.meta["members"] == 2
+    f = window_features(np.random.default_rng(9).normal(0, 10, size=(5, both.window, 8)))
+
+    def log_softmax(z: np.ndarray) -> np.ndarray:
+        z = z - z.max(axis=-1, keepdims=True)
+        return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+    want = (log_softmax(a.logits_from_features(f, 2)) + log_softmax(b.logits_from_features(f, 2))) / 2
+    np.testing.assert_allclose(both.logits_from_features(f, 2), want, rtol=1e-5, atol=1e-5)
+    joint = [m.logits_all_shifts(f).reshape(5, -1) for m in (a, b)]
+    want_all = ((log_softmax(joint[0]) + log_softmax(joint[1])) / 2).reshape(5, 8, -1)
+    np.testing.assert_allclose(both.logits_all_shifts(f), want_all, rtol=1e-5, atol=1e-5)
+    back = load_wrist_model(wt.save_model(both, tmp_path))
+    np.testing.assert_array_equal(back.logits_all_shifts(f), both.logits_all_shifts(f))
+    broken = {k: v for k, v in both.tensors.items() if k != "member1.dense0.bias"}
+    with pytest.raises(ValueError, match="network 1"):
+        type(both)(tensors=broken, meta=both.meta)
