@@ -29,14 +29,19 @@ WAIT_MS = 60_000  # generous: the suite shares 2 cores
 
 
 @pytest.fixture
-def no_leaks(qapp):
-    """Fails the test if it leaves a thread, a window, an active QTimer or a QThread behind."""
+def no_leaks(qapp, qtbot):
+    """Fails the test if it leaves a thread, a window, an active QTimer or a QThread behind.
+
+    Windows are closed as a user closes them: ``close()`` returns at once and the window closes
+    itself once its session has closed in the background (every thread joined)."""
     before = set(threading.enumerate())
     yield
-    for w in QtWidgets.QApplication.topLevelWidgets():
-        if isinstance(w, MainWindow):
-            w.close()
-            w.deleteLater()
+    windows = [w for w in QtWidgets.QApplication.topLevelWidgets() if isinstance(w, MainWindow)]
+    for w in windows:
+        w.close()
+    qtbot.waitUntil(lambda: not any(w.isVisible() or w.closing for w in windows), timeout=WAIT_MS)
+    for w in windows:
+        w.deleteLater()
     qapp.processEvents()
     QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete.value)
     qapp.processEvents()
@@ -99,8 +104,10 @@ def test_window_opens_and_closes_cleanly(qtbot, tmp_path, no_leaks):
     assert "forearm_emg.filtered" not in win.store.buffers  # not drawn: counted, not kept
     assert win.store.samples["upper_emg"] > 0
     assert any(n.startswith("detector.") for n in win.store.buffers)
-    win.close()
-    assert win.session is None and not win.timer.isActive()
+    win.close()  # returns at once: the session closes in the background, then the window
+    assert win.session is None
+    qtbot.waitUntil(lambda: not win.isVisible(), timeout=WAIT_MS)
+    assert not win.timer.isActive() and not win.closing
 
 
 def test_demo_key_makes_a_gesture_and_the_drone_moves(qtbot, tmp_path, no_leaks):
@@ -244,7 +251,8 @@ def test_cued_session_records_cues_and_shows_a_score(qtbot, tmp_path, no_leaks):
     assert win.score_view.rowCount() == 3  # stiffen, wave_up, all
     assert win.score_view.item(2, 0).text() == "all" and win.score_view.item(2, 1).text() == "2"
     assert "correct" in win.cue_result
-    win.record_button.setChecked(False)
+    win.record_button.setChecked(False)  # the file is finished in the background
+    qtbot.waitUntil(lambda: not win.closing, timeout=WAIT_MS)
     rec = open_recording(tmp_path / "cued.mcap")
     cues = [e for e in rec.events("cue") if isinstance(e, CueEvent)]
     # the protocol's cues are the ground truth; the arm's own cue stream is left out meanwhile
@@ -336,6 +344,7 @@ def test_live_myo_on_a_fake_dongle_streams_into_the_window(qtbot, tmp_path, no_l
         assert "drone_telemetry" in win.store.buffers
         assert "dropped" in win.session.device_counters()
         win.close()
+        qtbot.waitUntil(lambda: not win.isVisible(), timeout=WAIT_MS)  # the driver closed the port
     finally:
         fake.stop()
 
@@ -384,6 +393,7 @@ def test_record_and_takeoff_from_the_spec(qtbot, tmp_path, no_leaks):
     assert drone(win).airborne
     assert win.record_label.text().startswith("\u25cf")
     win.record_button.setChecked(False)
+    qtbot.waitUntil(lambda: not win.closing, timeout=WAIT_MS)
     rec = open_recording(tmp_path / "run.mcap")
     assert {"forearm_emg", "gesture", "drone_telemetry", "safety"} <= set(rec.streams)
     assert rec.duration_s > 2.5

@@ -4,6 +4,14 @@ One QTimer (30 fps) drives everything: it drains the session's queue into ring b
 redraws what is visible. Device reading, the pipeline and the simulated drone run on the
 session runner's thread; drone I/O runs on the backend's threads or the session's action
 thread. The GUI thread only copies new chunks into ring buffers and draws.
+
+Closing never blocks it either: Disconnect, closing the window and stopping a recording detach
+the session (or the file) at once and close it on a background job (see
+:class:`~emgpilot.app.gui.session.BackgroundJob`), which reports back through a queued signal.
+Meanwhile Connect is disabled, the status bar says what the close waits on and EMERGENCY still
+reaches the drone; the window accepts its close event (and so lets the application quit) only
+once every job is done. :meth:`MainWindow.shutdown` is the blocking variant for code that runs
+after the event loop (``launch``, the benchmark, tests).
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from emgpilot.app.gui.cues import ARROWS, CuePlan, CueSequencer, score_table
 from emgpilot.app.gui.drone_view import DroneView
 from emgpilot.app.gui.pacing import FramePacer, RedrawGate
 from emgpilot.app.gui.plots import DetectorPanel, EventLog, SignalPlots, StreamStore, Timeline
-from emgpilot.app.gui.session import DEMO_SCRIPT, Session, SessionSpec
+from emgpilot.app.gui.session import DEMO_SCRIPT, BackgroundJob, Session, SessionSpec, exclusive_resources
 from emgpilot.app.gui.settings import GuiSettings, default_settings_path
 from emgpilot.signals.vocabulary import GESTURES, REST
 
@@ -56,6 +64,10 @@ SOURCE_LABELS = {
 }
 DRONE_LABELS = {"sim": "Simulator", "virtual": "Virtual Bebop 2", "bebop": "Bebop 2 at IP", "none": "No drone"}
 WINDOWS_S = (5.0, 10.0, 30.0, 60.0, 600.0, 3600.0)
+SHUTDOWN_TIMEOUT_S = 120.0
+"""How long :meth:`MainWindow.shutdown` waits for closing sessions and files: longer than a
+session's own bounded waits (runner, actions and EMERGENCY threads 5 s each, the Olympe link's
+60 s), so it only gives up on a driver that is stuck for good."""
 
 
 @dataclass
@@ -116,6 +128,9 @@ class MainWindow(QtWidgets.QMainWindow):
     autostart : start the frame timer (tests may call :meth:`frame` themselves instead).
     """
 
+    _job_finished = QtCore.pyqtSignal(object)
+    """A background close finished (emitted from its thread, delivered on the GUI thread)."""
+
     def __init__(
         self,
         spec: SessionSpec | None = None,
@@ -136,6 +151,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self._cues: CueSequencer | None = None
         self._rate_hist: deque[tuple[float, dict[str, int]]] = deque(maxlen=64)
         self._closed = False
+        # closing in the background: the jobs not yet reported, the sessions they close, a session to
+        # open once its resources are free, and whether the window closes when all are done
+        self._jobs: list[BackgroundJob] = []
+        self._ended: list[BackgroundJob] = []  # reported, their threads maybe still returning: joined at shutdown
+        self._closing: list[Session] = []
+        self._pending_open: SessionSpec | None = None
+        self._close_requested = False
+        self._job_finished.connect(self._on_job_finished)
         self._build()
         self._keys_filter_installed = False
         app = QtWidgets.QApplication.instance()
@@ -379,8 +402,23 @@ class MainWindow(QtWidgets.QMainWindow):
         )
 
     def open_session(self, spec: SessionSpec) -> bool:
-        """Close any running session and open ``spec``; errors are shown, never raised."""
+        """Close any running session and open ``spec``; errors are shown, never raised.
+
+        The old session closes in the background. If it holds what ``spec`` needs (live sensors, an
+        Olympe drone link; see :func:`~emgpilot.app.gui.session.exclusive_resources`), ``spec`` is
+        opened when it has closed and this returns False; otherwise (replays, the simulator: seeking)
+        at once."""
         self.close_session()
+        if self._closed or self._close_requested:
+            return False
+        needed = exclusive_resources(spec)
+        busy = [s for s in self._closing if needed & exclusive_resources(s.spec)]
+        if busy:
+            self._pending_open = spec
+            self._message(f"{spec.source} \u2192 {spec.drone}: opens when the previous session has closed")
+            self._update_connect_button()
+            return False
+        self._pending_open = None
         try:
             session = Session(spec)
         except Exception as e:  # any opening failure is the user's to fix: shown, the window stays up
@@ -405,13 +443,12 @@ class MainWindow(QtWidgets.QMainWindow):
             self.store.add(recorded, recorded=True)
             self.timeline.add([m for m in recorded if not hasattr(m, "info")], recorded=True)
             self.play_button.setText("Pause")
-        self.connect_button.setText("Disconnect")
+        self._update_connect_button()
         try:
             session.start()
         except Exception as e:  # e.g. the recording file cannot be created: shown, nothing half-open
-            session.close()
             self.session = None
-            self.connect_button.setText("Connect")
+            self._close_in_background(session)  # an Olympe connect may already be under way
             self._message(f"cannot start: {e}")
             return False
         if spec.record:  # already recording: only show it
@@ -424,13 +461,75 @@ class MainWindow(QtWidgets.QMainWindow):
         return True
 
     def close_session(self) -> None:
-        if self.session is not None:
-            if self.record_button.isChecked():
-                self.record_button.setChecked(False)
-            self.session.close()
+        """Detach the running session and close it on a background job (returns at once).
+
+        Its recording is finished by the same job ("recorded ..." when done)."""
+        session = self.session
+        if session is not None:
             self.session = None
             self._cues = None
-        self.connect_button.setText("Connect")
+            if self.record_button.isChecked():  # the session's close finishes the file
+                self._show_not_recording("finishing the recording\u2026")
+            self._close_in_background(session)
+            self._message(f"{session.spec.source} \u2192 {session.spec.drone}: disconnecting\u2026")
+        self._update_connect_button()
+
+    def _close_in_background(self, session: Session) -> None:
+        path = session.recorder.path if session.recorder.writer is not None else None
+        self._closing.append(session)
+        self._jobs.append(session.close_in_background(self._report_job, payload=("session", session, path)))
+        self._update_connect_button()
+
+    def _report_job(self, job: BackgroundJob) -> None:
+        """The job's own thread: hand the news to the GUI thread (queued), nothing else."""
+        try:
+            self._job_finished.emit(job)
+        except RuntimeError:  # the window is already deleted (shutdown gave up waiting): nobody to tell
+            log.debug("%s finished after the window was deleted", job.what)
+
+    def _on_job_finished(self, job: BackgroundJob) -> None:
+        """GUI thread: a background close is done (idempotent: shutdown() may have reported it)."""
+        if job not in self._jobs:
+            return
+        self._jobs.remove(job)
+        self._ended = [j for j in self._ended if j.alive] + [job]
+        kind, *rest = job.payload
+        if kind == "session":
+            session, path = rest
+            self._closing.remove(session)
+            text = f"{session.spec.source} \u2192 {session.spec.drone}: disconnected"
+            if path is not None:
+                text += f"; recorded {path}"
+        else:
+            (path,) = rest
+            text = f"recorded {path}"
+        if path is not None and not (self.session is not None and self.session.recorder.writer is not None):
+            self.record_label.setText("not recording")
+        self._message(f"{job.error}" if job.error else text)
+        self._update_connect_button()
+        spec = self._pending_open
+        if spec is not None and not any(exclusive_resources(spec) & exclusive_resources(s.spec) for s in self._closing):
+            self._pending_open = None
+            self.open_session(spec)
+        if self._close_requested and not self._jobs:
+            self.close()  # everything is closed: now the window accepts its close event
+
+    @property
+    def closing(self) -> bool:
+        """A session or a recording file is still closing in the background."""
+        return bool(self._jobs)
+
+    def _update_connect_button(self) -> None:
+        """Disconnect while a session runs; disabled while an old one closes (Connect afterwards)."""
+        if self.session is not None:
+            text, enabled = "Disconnect", True
+        elif self._closing or self._pending_open is not None:
+            text, enabled = "Disconnecting\u2026", False
+        else:
+            text, enabled = "Connect", not self._close_requested
+        if self.connect_button.text() != text:
+            self.connect_button.setText(text)
+        self.connect_button.setEnabled(enabled)
 
     @property
     def replay_device(self):  # -> ReplaySource | None
@@ -444,6 +543,8 @@ class MainWindow(QtWidgets.QMainWindow):
     def _connect_clicked(self) -> None:
         if self.session is not None:
             self.close_session()
+            return
+        if self._closing or self._close_requested:  # the button is disabled meanwhile; a queued click
             return
         self._save_settings()
         self.open_session(self.spec_from_controls())
@@ -466,8 +567,11 @@ class MainWindow(QtWidgets.QMainWindow):
             self.session.land()
 
     def emergency(self) -> None:
-        if self.session is not None:
-            self.session.emergency()
+        """Cut the motors: of the running session's drone and of any drone still closing (it may
+        be landing on its way out); each on its own thread."""
+        for session in [self.session, *self._closing]:
+            if session is not None:
+                session.emergency()
         self._message("EMERGENCY: motors cut")
 
     def perform(self, label: str) -> bool:
@@ -526,12 +630,24 @@ class MainWindow(QtWidgets.QMainWindow):
             self.record_button.setText("Stop")
             self._message(f"recording to {path}")
         else:
-            path = self.session.stop_recording()
-            self.record_button.setText("Record")
-            self.record_label.setText("not recording")
-            if path is not None:
-                self._message(f"recorded {path}")
+            # detached at once (the runner writes no more to it); the file is finished on a job
+            writer, path = self.session.recorder.detach()
+            self._show_not_recording("not recording")
+            if writer is not None:
+                self.record_label.setText("finishing the file\u2026")
+                self._message(f"finishing {path}\u2026")
+                job = BackgroundJob(
+                    writer.close, "close recording", on_done=self._report_job, payload=("recording", path)
+                )
+                self._jobs.append(job)
                 self.record_edit.setText(self._default_record_path())
+
+    def _show_not_recording(self, label: str) -> None:
+        self.record_button.blockSignals(True)
+        self.record_button.setChecked(False)
+        self.record_button.blockSignals(False)
+        self.record_button.setText("Record")
+        self.record_label.setText(label)
 
     # ------------------------------------------------------------------ replay
     def toggle_pause(self) -> None:
@@ -781,6 +897,8 @@ class MainWindow(QtWidgets.QMainWindow):
                 )
                 if not self.seek_slider.isSliderDown() and replay.duration_s > 0:
                     self.seek_slider.setValue(int(1000 * pos / replay.duration_s))
+        for closing in self._closing:
+            parts.append(f"closing: {closing.closing_stage or 'starting'}\u2026")
         ft = self.frame_stats.times_ms
         if ft:
             parts.append(f"frame {statistics.median(ft):.1f} ms")
@@ -818,22 +936,49 @@ class MainWindow(QtWidgets.QMainWindow):
         st.cue_random = self.random_check.isChecked()
         st.save(self.settings_path)
 
-    def shutdown(self) -> None:
-        """Stop the timer and the session (idempotent)."""
-        if self._closed:
-            return
-        self._closed = True
-        self.timer.stop()
-        if self._keys_filter_installed:
-            app = QtWidgets.QApplication.instance()
-            if app is not None:
-                app.removeEventFilter(self)
-            self._keys_filter_installed = False
-        self._save_settings()
+    def shutdown(self, timeout_s: float = SHUTDOWN_TIMEOUT_S) -> bool:
+        """Stop the timer, close the session and wait until every background close has finished
+        (idempotent). Blocking: for code after the event loop (``launch``, the benchmark, tests)
+        and for :meth:`closeEvent` once nothing is left to wait for. True if all closed in time."""
+        if not self._closed:
+            self._closed = True
+            self.timer.stop()
+            if self._keys_filter_installed:
+                app = QtWidgets.QApplication.instance()
+                if app is not None:
+                    app.removeEventFilter(self)
+                self._keys_filter_installed = False
+            self._save_settings()
         self.close_session()
+        self._pending_open = None
+        deadline = time.monotonic() + timeout_s
+        for job in list(self._jobs):
+            if job.join(max(0.0, deadline - time.monotonic())):
+                self._on_job_finished(job)  # its queued signal may never be delivered now
+            else:
+                log.error("%s did not finish within %.0f s; exiting without it", job.what, timeout_s)
+        for job in self._ended:  # done and reported: at most returning from their last line
+            job.join(max(0.0, deadline - time.monotonic()))
+        self._ended = [j for j in self._ended if j.alive]
+        return not self._jobs
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
-        self.shutdown()
+        """Closing the window returns at once: the session closes in the background while the
+        window stays up (status "closing: ...", EMERGENCY still live); the close is refused until
+        then and done again by :meth:`_on_job_finished`, so the application cannot quit first."""
+        if not self._closed:
+            self._pending_open = None
+            self.close_session()
+            if self._jobs:
+                if not self._close_requested:
+                    self._save_settings()  # now, as the user asked to close (again at shutdown)
+                self._close_requested = True
+                self._update_connect_button()
+                self._message("closing the window once the session has closed\u2026")
+                self._update_status()
+                event.ignore()
+                return
+        self.shutdown()  # nothing left to wait for (at most a job's thread ending its last line)
         super().closeEvent(event)
 
 

@@ -9,7 +9,9 @@ Nothing here imports Qt. The GUI owns one :class:`Session` at a time and only
 So the GUI thread never waits on device or drone I/O: the device is read by the
 :class:`~emgpilot.signals.runner.SessionRunner` thread, the drone is driven by the pilot inside
 that thread (simulator) or by the backend's own threads (Olympe), and blocking drone calls such as
-``connect`` run on the action thread.
+``connect`` run on the action thread. Closing is blocking work too (joining those threads, landing
+and closing the drone link, finishing the recording file): the GUI runs :meth:`Session.close` and
+a recording's ``close`` on a :class:`BackgroundJob` each and hears back when they are done.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ log = logging.getLogger(__name__)
 SOURCES = ("synthetic", "myo", "myoware", "recording")
 DRONE_ACTIONS = frozenset({"takeoff", "land", "emergency"})
 DRONES = ("none", "sim", "virtual", "bebop")
+JOIN_TIMEOUT_S = 5.0
+"""How long closing a session waits for each of its threads (runner, actions, each EMERGENCY)
+before it logs the thread as stuck and goes on closing the rest."""
 
 DEMO_SCRIPT: tuple[tuple[float, str], ...] = (
     (1.0, "takeoff"),
@@ -142,10 +147,18 @@ class RecorderSwitch:
         with self._lock:
             self.writer, self.path, self.t_first, self.t_last = writer, path, None, None
 
-    def stop(self) -> Path | None:
+    def detach(self) -> tuple[Any | None, Path | None]:
+        """Stop writing at once; the caller closes the returned writer (file I/O: off the GUI thread).
+
+        A ``write`` in progress holds the lock, so none is still writing to it on return."""
         with self._lock:
             writer, path = self.writer, self.path
             self.writer = None
+        return writer, path
+
+    def stop(self) -> Path | None:
+        """Stop writing and close the file (blocking)."""
+        writer, path = self.detach()
         if writer is not None:
             writer.close()
         return path
@@ -184,11 +197,76 @@ class ActionThread:
                 return
             fn()
 
-    def close(self, timeout: float = 5.0) -> None:
+    def close(self, timeout: float = JOIN_TIMEOUT_S) -> None:
         self._q.put(None)
         self._thread.join(timeout)
         if self._thread.is_alive():
             log.error("GUI action thread did not stop within %.1f s", timeout)
+
+
+class BackgroundJob:
+    """Runs ``fn`` once on its own thread (closing a session or a recording file).
+
+    ``on_done(job)`` is called from that thread when ``fn`` has returned or raised (the error is
+    kept in :attr:`error`, as a message for the window's status bar); it must only hand the news
+    over (the window emits a queued Qt signal). ``payload`` is the caller's note of what it was.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[[], Any],
+        what: str,
+        on_done: Callable[[BackgroundJob], None] | None = None,
+        payload: Any = None,
+    ) -> None:
+        self.what = what
+        self.payload = payload
+        self.error: str | None = None
+        self._fn = fn
+        self._on_done = on_done
+        self._done = threading.Event()
+        # a daemon: whoever waits for the job (the window's shutdown) does so with a bound, and a
+        # driver stuck for good must not keep the process alive after that
+        self._thread = threading.Thread(target=self._run, name=f"gui-{what.replace(' ', '-')}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._fn()
+        except Exception as e:  # reported by the window; closing the rest went on inside fn
+            log.exception("%s failed", self.what)
+            self.error = f"{self.what}: {e}"
+        finally:
+            self._done.set()
+            if self._on_done is not None:
+                self._on_done(self)
+
+    @property
+    def done(self) -> bool:
+        """``fn`` has returned (the thread may still be finishing ``on_done``)."""
+        return self._done.is_set()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the thread to end (blocking: not on the GUI thread while the window runs).
+        True if it ended."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+
+def exclusive_resources(spec: SessionSpec) -> frozenset[str]:
+    """What a session holds that a second session could not open at the same time: the live
+    sensors' serial ports and an Olympe drone link. A new session that needs one of these waits
+    until the old session has closed; replays and the simulator never wait."""
+    held = set()
+    if spec.source in ("myo", "myoware"):
+        held.add("live sensors")
+    if spec.drone in ("virtual", "bebop"):
+        held.add("olympe drone link")
+    return frozenset(held)
 
 
 def open_device(spec: SessionSpec) -> Device:
@@ -243,6 +321,11 @@ class Session:
         self.recorder = RecorderSwitch()
         self.actions = ActionThread()
         self._emergency_threads: list[threading.Thread] = []
+        self._emergency_lock = threading.Lock()
+        self._close_started = False
+        self._closed = False
+        self.closing_stage = ""
+        """What :meth:`close` is waiting on (shown in the window's status bar while it closes)."""
         self.pilot: Any | None = None
         self._virtual: Any | None = None
         self.drone_status = "no drone"
@@ -297,23 +380,79 @@ class Session:
             self.runner.step(timeout=0.0)
         return self.data_time
 
-    def close(self) -> None:
-        """Stop the runner thread, land and close the drone, close any recording."""
-        self.runner.stop()
-        if self.spec.manual:
-            self.device.stop()
-        self.actions.close()
-        for thread in self._emergency_threads:
-            thread.join(5.0)
-        if self.pilot is not None:
+    def close(self, join_timeout_s: float | None = None) -> None:
+        """Stop the runner thread, land and close the drone, close any recording (idempotent).
+
+        Blocking (threads are joined, the drone link closes, the file is finished): the window runs
+        it on a :class:`BackgroundJob`. EMERGENCY keeps working until the drone link is closed;
+        threads it starts meanwhile are joined before this returns. Each thread is waited for at
+        most ``join_timeout_s`` (default :data:`JOIN_TIMEOUT_S`); a stuck one is logged and left.
+        Raises the first error of the drone, the recording or the virtual drone after closing the rest.
+        """
+        timeout = JOIN_TIMEOUT_S if join_timeout_s is None else join_timeout_s
+        with self._emergency_lock:
+            if self._close_started:
+                return
+            self._close_started = True
+        errors: list[Exception] = []
+        try:
+            self.closing_stage = "stopping the source"
+            self.runner.stop(timeout)
+            if self.spec.manual:
+                self.device.stop()
+            self.closing_stage = "finishing drone actions"
+            self.actions.close(timeout)
+            self._join_emergencies(timeout)  # pressed before closing: they reach the drone before it lands
+            if self.pilot is not None:
+                self.closing_stage = "landing and closing the drone link"
+                try:
+                    self.pilot.close()
+                except Exception as e:  # closing must go on: the recorder and the virtual drone still need closing
+                    log.exception("closing the drone failed")
+                    errors.append(e)
+            self.closing_stage = "closing the recording"
             try:
-                self.pilot.close()
-            except Exception:  # closing must go on: the recorder and the virtual drone still need closing
-                log.exception("closing the drone failed")
-        self.recorder.stop()
-        if self._virtual is not None:
-            self._virtual.close()
-            self._virtual = None
+                self.recorder.stop()
+            except Exception as e:  # e.g. disk full: reported, the virtual drone still closes
+                log.exception("closing the recording failed")
+                errors.append(e)
+            if self._virtual is not None:
+                self.closing_stage = "stopping the virtual drone"
+                try:
+                    self._virtual.close()
+                except Exception as e:
+                    log.exception("stopping the virtual drone failed")
+                    errors.append(e)
+                self._virtual = None
+        finally:
+            with self._emergency_lock:
+                self._closed = True  # from now on EMERGENCY has no link to reach: no new threads
+            self.closing_stage = "waiting for EMERGENCY threads"
+            self._join_emergencies(timeout)  # pressed while the link was closing
+            self.closing_stage = "closed"
+        if errors:
+            raise errors[0]
+
+    def _join_emergencies(self, timeout: float) -> None:
+        with self._emergency_lock:
+            threads = list(self._emergency_threads)
+        for thread in threads:
+            thread.join(timeout)
+            if thread.is_alive():
+                log.error("EMERGENCY thread did not end within %.1f s", timeout)
+        with self._emergency_lock:
+            self._emergency_threads = [t for t in self._emergency_threads if t.is_alive()]
+
+    @property
+    def closed(self) -> bool:
+        """:meth:`close` has finished."""
+        return self._closed and self.closing_stage == "closed"
+
+    def close_in_background(
+        self, on_done: Callable[[BackgroundJob], None] | None = None, payload: Any = None
+    ) -> BackgroundJob:
+        """:meth:`close` on its own thread; ``on_done(job)`` is called from that thread at the end."""
+        return BackgroundJob(self.close, "close session", on_done=on_done, payload=payload)
 
     @property
     def running(self) -> bool:
@@ -397,14 +536,18 @@ class Session:
         waiting there must never hold up the panic button (nor may the GUI thread wait)."""
         if self.pilot is not None:
             pilot = self.pilot
-            thread = threading.Thread(
-                target=ActionThread._guard,
-                args=(self.actions, lambda: pilot.emergency("gui"), "emergency"),
-                name="gui-emergency",
-                daemon=True,
-            )
-            thread.start()
-            self._emergency_threads.append(thread)
+            with self._emergency_lock:  # while closing too: until the link is closed it still reaches the drone
+                if self._closed:
+                    log.error("EMERGENCY not sent: the session (and its drone link) is closed")
+                    return
+                thread = threading.Thread(
+                    target=ActionThread._guard,
+                    args=(self.actions, lambda: pilot.emergency("gui"), "emergency"),
+                    name="gui-emergency",
+                    daemon=True,
+                )
+                thread.start()
+                self._emergency_threads.append(thread)
 
     def perform(self, label: str) -> bool:
         """Demo keys: the synthetic arm performs ``label`` now (False if the source is not one)."""
@@ -436,6 +579,7 @@ class Session:
         return path
 
     def stop_recording(self) -> Path | None:
+        """Stop and close the recording (blocking; the window uses :meth:`RecorderSwitch.detach`)."""
         return self.recorder.stop()
 
     # ------------------------------------------------------------------ cued session
