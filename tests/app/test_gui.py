@@ -504,6 +504,237 @@ def test_gui_thread_never_waits_on_a_stuck_device_or_drone(qtbot, tmp_path, no_l
         release.set()
 
 
+class HangingStopDevice:
+    """A real device (the synthetic arm) whose driver hangs in ``stop`` (a serial port that will
+    not close) until the test releases it."""
+
+    def __init__(self, inner, release: threading.Event) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.release = release
+        self.stopping = threading.Event()
+
+    def streams(self):
+        return self.inner.streams()
+
+    def info(self) -> dict:
+        return self.inner.info()
+
+    def start(self) -> None:
+        self.inner.start()
+
+    def read(self, timeout: float | None = None) -> list:
+        return self.inner.read(timeout)
+
+    @property
+    def finished(self) -> bool:
+        return self.inner.finished
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.release.wait()
+        self.inner.stop()
+
+
+class HangingCloseBackend:
+    """The simulator behind a link whose close hangs until released (the Olympe backend waits up to
+    60 s, behind any connect in progress); counts the EMERGENCY calls that reach it."""
+
+    def __init__(self, release: threading.Event) -> None:
+        from emgpilot.drone.pilot import open_backend
+
+        self.inner = open_backend("sim")
+        self.release = release
+        self.closing = threading.Event()
+        self.emergencies = 0
+
+    def emergency(self) -> None:
+        self.emergencies += 1
+        self.inner.emergency()
+
+    def close(self) -> None:
+        self.closing.set()
+        self.release.wait()
+        self.inner.close()
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+
+def gui_thread_is_free(qtbot, win: MainWindow) -> None:
+    """The frame timer keeps drawing and a click on a tab is handled (both would hang if the GUI
+    thread waited)."""
+    n = win._frame_no
+    qtbot.waitUntil(lambda: win._frame_no >= n + 10, timeout=WAIT_MS)
+    bar = win.tabs.tabBar()
+    other = 1 - min(win.tabs.currentIndex(), 1)
+    qtbot.mouseClick(bar, QtCore.Qt.MouseButton.LeftButton, pos=bar.tabRect(other).center())
+    assert win.tabs.currentIndex() == other
+
+
+@pytest.mark.parametrize("how", ["disconnect", "close the window"])
+def test_closing_never_waits_on_a_stuck_device_or_drone(qtbot, tmp_path, no_leaks, monkeypatch, how):
+    """Disconnect / closing the window while the device's stop and then the drone link's close hang:
+    the GUI thread keeps drawing frames and taking clicks and keys, EMERGENCY reaches the closing
+    drone, Connect stays disabled and the window stays up (saying what it waits on). Once the hangs
+    are released every thread is joined; then Connect works again / the window closes by itself.
+    (Had the GUI thread waited, this test would hang: nothing releases the hangs before the checks.)"""
+    import emgpilot.app.gui.session as session_module
+    import emgpilot.drone.pilot as pilot_module
+    from emgpilot.signals.recording import open_recording
+
+    # the close must wait for every thread however slow this machine is (the default gives up after 5 s)
+    monkeypatch.setattr(session_module, "JOIN_TIMEOUT_S", 600.0)
+    release_device, release_drone = threading.Event(), threading.Event()
+    backend = HangingCloseBackend(release_drone)
+    real_open_device = session_module.open_device
+    devices: list[HangingStopDevice] = []
+
+    def open_device(spec):
+        devices.append(HangingStopDevice(real_open_device(spec), release_device))
+        return devices[-1]
+
+    monkeypatch.setattr(session_module, "open_device", open_device)
+    monkeypatch.setattr(pilot_module, "open_backend", lambda *args, **kwargs: backend)
+    spec = fast_demo(seed=1)  # the runner thread at speed max; the simulator takes off at 1 s of data
+    spec.record = str(tmp_path / "closing.mcap")
+    win = make_window(qtbot, tmp_path, spec)
+    session = win.session
+    try:
+        qtbot.waitUntil(lambda: session.pilot.state().airborne, timeout=WAIT_MS)
+        if how == "disconnect":
+            qtbot.mouseClick(win.connect_button, QtCore.Qt.MouseButton.LeftButton)
+        else:
+            win.close()
+        assert win.session is None  # detached at once
+        # the background close waits for the runner thread, which is inside the device's stop()
+        qtbot.waitUntil(devices[0].stopping.is_set, timeout=WAIT_MS)
+        assert win.isVisible() and win.closing
+        assert not win.connect_button.isEnabled() and win.connect_button.text() == "Disconnecting\u2026"
+        gui_thread_is_free(qtbot, win)
+        qtbot.keyClick(win, QtCore.Qt.Key.Key_Space)  # the closing session's drone is still reachable
+        qtbot.waitUntil(lambda: backend.emergencies == 1, timeout=WAIT_MS)
+        release_device.set()
+        # next the drone link's close hangs, holding the pilot's lock
+        qtbot.waitUntil(backend.closing.is_set, timeout=WAIT_MS)
+        qtbot.waitUntil(
+            lambda: "closing: landing and closing the drone link" in win.status_label.text(), timeout=WAIT_MS
+        )
+        gui_thread_is_free(qtbot, win)
+        qtbot.keyClick(win, QtCore.Qt.Key.Key_Space)  # reaches the backend before it waits for that lock
+        qtbot.waitUntil(lambda: backend.emergencies == 2, timeout=WAIT_MS)
+        assert win.isVisible() and not win.connect_button.isEnabled()
+        assert session.runner._thread is None and not session.closed
+    finally:
+        release_device.set()
+        release_drone.set()
+    if how == "disconnect":
+        qtbot.waitUntil(lambda: win.connect_button.isEnabled(), timeout=WAIT_MS)
+        assert win.connect_button.text() == "Connect" and not win.closing
+        assert "recorded" in win._last_message, win._last_message
+    else:
+        qtbot.waitUntil(lambda: not win.isVisible(), timeout=WAIT_MS)  # closed itself once all was closed
+        assert not win.timer.isActive()
+    assert session.closed
+    ours = ("runner-", "gui-", "pilot-")
+    qtbot.waitUntil(lambda: not [t for t in threading.enumerate() if t.name.startswith(ours)], timeout=WAIT_MS)
+    # the recording was finished (by the session's close), EMERGENCY included
+    rec = open_recording(spec.record)
+    assert any(getattr(e, "action", "") == "emergency" for e in rec.events("safety"))
+    if how == "disconnect":  # and a new session can be opened now
+        monkeypatch.undo()
+        qtbot.mouseClick(win.connect_button, QtCore.Qt.MouseButton.LeftButton)
+        assert win.session is not None and win.connect_button.text() == "Disconnect", win._last_message
+
+
+def test_a_session_needing_the_same_sensors_opens_once_the_old_one_has_closed(qtbot, tmp_path, no_leaks, monkeypatch):
+    """Live sensors (a serial port) cannot be opened twice: reopening waits for the old session's
+    background close (Connect disabled meanwhile), then opens by itself."""
+    import emgpilot.app.gui.session as session_module
+    from emgpilot.signals.synthetic import SyntheticArm
+
+    monkeypatch.setattr(session_module, "JOIN_TIMEOUT_S", 600.0)
+    release = threading.Event()
+    devices: list[HangingStopDevice] = []
+
+    def open_device(spec):  # stands in for the Myo's driver
+        devices.append(HangingStopDevice(SyntheticArm(seed=1, speed=math.inf), release))
+        return devices[-1]
+
+    monkeypatch.setattr(session_module, "open_device", open_device)
+    spec = SessionSpec(source="myo", drone="none")
+    win = make_window(qtbot, tmp_path, spec)
+    try:
+        qtbot.waitUntil(lambda: win.store.t_latest > 0.5, timeout=WAIT_MS)
+        assert win.open_session(spec) is False  # the old session still holds the port
+        qtbot.waitUntil(devices[0].stopping.is_set, timeout=WAIT_MS)
+        assert win.session is None and len(devices) == 1
+        assert not win.connect_button.isEnabled()
+        gui_thread_is_free(qtbot, win)
+    finally:
+        release.set()
+    qtbot.waitUntil(lambda: win.session is not None, timeout=WAIT_MS)
+    assert len(devices) == 2 and win.connect_button.text() == "Disconnect" and win.connect_button.isEnabled()
+    qtbot.waitUntil(lambda: win.store.t_latest > 0.5, timeout=WAIT_MS)
+
+
+def test_a_session_that_cannot_start_is_closed_in_the_background(qtbot, tmp_path, no_leaks):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    spec = fast_demo(manual=True)
+    spec.record = str(blocker / "run.mcap")  # cannot be created: start() fails after the drone opened
+    win = make_window(qtbot, tmp_path, spec)
+    assert win.session is None and "cannot start" in win._last_message
+    qtbot.waitUntil(lambda: not win.closing, timeout=WAIT_MS)
+    assert "cannot start" in win._last_message  # the error stays shown
+    assert win.connect_button.text() == "Connect" and win.connect_button.isEnabled()
+
+
+class SlowClosingWriter:
+    """A recording writer whose ``close`` (flush, summary, footer) hangs until released (a slow disk)."""
+
+    def __init__(self, inner, release: threading.Event) -> None:
+        self.inner = inner
+        self.release = release
+        self.closing = threading.Event()
+
+    def write(self, msgs: list) -> None:
+        self.inner.write(msgs)
+
+    def close(self) -> None:
+        self.closing.set()
+        self.release.wait()
+        self.inner.close()
+
+
+def test_stopping_a_recording_never_waits_on_the_file(qtbot, tmp_path, no_leaks):
+    from emgpilot.signals.recording import open_recording
+
+    win = make_window(qtbot, tmp_path, fast_demo(seed=1, manual=True))
+    advance(win, 1.0)
+    path = tmp_path / "slow.mcap"
+    win.record_edit.setText(str(path))
+    win.record_button.setChecked(True)
+    advance(win, 2.0)
+    recorder = win.session.recorder
+    release = threading.Event()
+    writer = recorder.writer = SlowClosingWriter(recorder.writer, release)
+    try:
+        win.record_button.setChecked(False)  # returns at once
+        qtbot.waitUntil(writer.closing.is_set, timeout=WAIT_MS)
+        assert win.closing and win.record_button.text() == "Record"
+        assert win.record_label.text().startswith("finishing")
+        advance(win, 1.0)  # data flows on (and is no longer written to the file)
+        gui_thread_is_free(qtbot, win)
+        assert win.connect_button.isEnabled()  # only a session's close holds Connect
+    finally:
+        release.set()
+    qtbot.waitUntil(lambda: not win.closing, timeout=WAIT_MS)
+    assert win._last_message == f"recorded {path}" and win.record_label.text() == "not recording"
+    rec = open_recording(path)
+    assert 1.5 < rec.duration_s < 2.5  # the 2 s recorded, not the second after the stop
+
+
 def test_line_item_joins_runs_of_finite_points_and_never_has_empty_bounds(qapp):
     import numpy as np
     import pyqtgraph as pg

@@ -448,7 +448,7 @@ class MainWindow(QtWidgets.QMainWindow):
             session.start()
         except Exception as e:  # e.g. the recording file cannot be created: shown, nothing half-open
             self.session = None
-            self._close_in_background(session)  # an Olympe connect may already be under way
+            self._close_in_background(session, announce=False)  # an Olympe connect may already be under way
             self._message(f"cannot start: {e}")
             return False
         if spec.record:  # already recording: only show it
@@ -474,10 +474,11 @@ class MainWindow(QtWidgets.QMainWindow):
             self._message(f"{session.spec.source} \u2192 {session.spec.drone}: disconnecting\u2026")
         self._update_connect_button()
 
-    def _close_in_background(self, session: Session) -> None:
+    def _close_in_background(self, session: Session, announce: bool = True) -> None:
+        """``announce``: say "disconnected" when done (not after a failed start: its error stays shown)."""
         path = session.recorder.path if session.recorder.writer is not None else None
         self._closing.append(session)
-        self._jobs.append(session.close_in_background(self._report_job, payload=("session", session, path)))
+        self._jobs.append(session.close_in_background(self._report_job, payload=("session", session, path, announce)))
         self._update_connect_button()
 
     def _report_job(self, job: BackgroundJob) -> None:
@@ -495,17 +496,18 @@ class MainWindow(QtWidgets.QMainWindow):
         self._ended = [j for j in self._ended if j.alive] + [job]
         kind, *rest = job.payload
         if kind == "session":
-            session, path = rest
+            session, path, announce = rest
             self._closing.remove(session)
-            text = f"{session.spec.source} \u2192 {session.spec.drone}: disconnected"
+            text = f"{session.spec.source} \u2192 {session.spec.drone}: disconnected" if announce else ""
             if path is not None:
-                text += f"; recorded {path}"
+                text += f"; recorded {path}" if text else f"recorded {path}"
         else:
             (path,) = rest
             text = f"recorded {path}"
         if path is not None and not (self.session is not None and self.session.recorder.writer is not None):
             self.record_label.setText("not recording")
-        self._message(f"{job.error}" if job.error else text)
+        if job.error or text:
+            self._message(job.error or text)
         self._update_connect_button()
         spec = self._pending_open
         if spec is not None and not any(exclusive_resources(spec) & exclusive_resources(s.spec) for s in self._closing):
