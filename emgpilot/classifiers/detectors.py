@@ -509,8 +509,13 @@ class ActivationDetector(WindowedDetector):
             decay = 0.5 ** (1.0 / est.halflife)
             prior = np.zeros_like(est.scores)
             prior[0] = est.prior_nats
+            # est.shift, with the bound applied once rather than per window.
+            allowed = np.zeros_like(est.scores)
+            if est.max_shift is not None:
+                k = np.arange(len(allowed))
+                allowed[np.minimum(k, len(allowed) - k) > est.max_shift] = -np.inf
             for i in range(len(feats)):
-                shifts[i] = est.shift
+                shifts[i] = int(np.argmax(est.scores + allowed))
                 row = evidence.get(i)
                 if row is not None:
                     est.scores = prior + decay * (est.scores - prior) + row

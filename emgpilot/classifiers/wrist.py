@@ -224,8 +224,11 @@ def _circ_conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarra
     """Circular 1-D convolution over electrodes: ``x [B, Cin, E]``, ``weight [Cout, Cin, K]``."""
     k = weight.shape[2]
     half = k // 2
-    taps = np.stack([np.roll(x, half - j, axis=2) for j in range(k)], axis=2)  # [B, Cin, K, E]
-    b, cin, _, e = taps.shape
+    e = x.shape[2]
+    # taps[..., j, i] = x[..., (i - half + j) % e], i.e. np.roll(x, half - j) for each tap j.
+    idx = (np.arange(e)[None, :] - half + np.arange(k)[:, None]) % e
+    taps = x[:, :, idx]  # [B, Cin, K, E]
+    b, cin = taps.shape[:2]
     return np.matmul(weight.reshape(weight.shape[0], cin * k), taps.reshape(b, cin * k, e)) + bias[None, :, None]
 
 
@@ -316,7 +319,9 @@ class WristModel:
         for t in self._members:
             h = self._conv(h0, t)
             b, nh, c = h.shape
-            rolled = np.stack([np.roll(h, -s, axis=2) for s in range(c)], axis=1).reshape(b * c, nh, c)
+            # rolled[:, s, :, i] = h[:, :, (i + s) % c], i.e. np.roll(h, -s) for every shift s.
+            idx = (np.arange(c)[None, :] + np.arange(c)[:, None]) % c
+            rolled = np.moveaxis(h[:, :, idx], 2, 1).reshape(b * c, nh, c)
             out.append(self._head(rolled, t).reshape(b, c, -1))
         if len(out) == 1:
             return out[0]
