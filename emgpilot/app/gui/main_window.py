@@ -408,7 +408,7 @@ class MainWindow(QtWidgets.QMainWindow):
         Olympe drone link; see :func:`~emgpilot.app.gui.session.exclusive_resources`), ``spec`` is
         opened when it has closed and this returns False; otherwise (replays, the simulator: seeking)
         at once."""
-        self.close_session()
+        self.close_session(announce=False)  # replaced: its "disconnected" would only confuse
         if self._closed or self._close_requested:
             return False
         needed = exclusive_resources(spec)
@@ -460,22 +460,25 @@ class MainWindow(QtWidgets.QMainWindow):
         self._message(f"{spec.source} \u2192 {spec.drone}: running")
         return True
 
-    def close_session(self) -> None:
+    def close_session(self, announce: bool = True) -> None:
         """Detach the running session and close it on a background job (returns at once).
 
-        Its recording is finished by the same job ("recorded ..." when done)."""
+        Its recording is finished by the same job ("recorded ..." when done). ``announce``: say
+        "disconnecting..." now and "disconnected" when done."""
         session = self.session
         if session is not None:
             self.session = None
             self._cues = None
             if self.record_button.isChecked():  # the session's close finishes the file
                 self._show_not_recording("finishing the recording\u2026")
-            self._close_in_background(session)
-            self._message(f"{session.spec.source} \u2192 {session.spec.drone}: disconnecting\u2026")
+            self._close_in_background(session, announce)
+            if announce:
+                self._message(f"{session.spec.source} \u2192 {session.spec.drone}: disconnecting\u2026")
         self._update_connect_button()
 
     def _close_in_background(self, session: Session, announce: bool = True) -> None:
-        """``announce``: say "disconnected" when done (not after a failed start: its error stays shown)."""
+        """``announce``: say "disconnected" when done (not after a failed start: its error stays
+        shown, nor for a session replaced by another, e.g. seeking a replay)."""
         path = session.recorder.path if session.recorder.writer is not None else None
         self._closing.append(session)
         self._jobs.append(session.close_in_background(self._report_job, payload=("session", session, path, announce)))
