@@ -52,6 +52,16 @@ def shown(name: str) -> bool:
     return name in SHOWN_STREAMS or name.startswith("detector.")
 
 
+# Short names so the wrist network's seven bars stay readable side by side.
+_WRIST_LABELS = {
+    "wrist_flexion": "flexion",
+    "wrist_extension": "extension",
+    "radial_deviation": "radial",
+    "ulnar_deviation": "ulnar",
+    "hand_open": "open",
+}
+
+
 @dataclass
 class StreamStore:
     """Ring buffers per shown regular stream plus recent events; filled by the window's frame timer."""
@@ -436,7 +446,7 @@ class DetectorPanel(pg.GraphicsLayoutWidget):
             self.wrist_plot.setMenuEnabled(False)
             self.wrist_plot.setMouseEnabled(x=False, y=False)
             self.wrist_plot.setYRange(0, 1)
-            self.wrist_plot.getAxis("bottom").setTicks([[(i, c.replace("wrist_", "")) for i, c in enumerate(classes)]])
+            self.wrist_plot.getAxis("bottom").setTicks([[(i, _WRIST_LABELS.get(c, c)) for i, c in enumerate(classes)]])
             self.wrist_bars = pg.BarGraphItem(
                 x=np.arange(len(classes)), height=np.zeros(len(classes)), width=0.6, brush="#4363d8"
             )
