@@ -342,6 +342,7 @@ def _tiled(fn: Any, x: np.ndarray, *args: Any) -> np.ndarray:
 
 
 ROTATION_MODES = ("auto", "estimator", "infomax", "none")
+ROTATION_STREAM = "wrist.rotation"
 INFOMAX_HISTORY = 256  # active windows kept for choosing the electrode shift
 INFOMAX_MIN = 60  # active windows needed before the first choice
 INFOMAX_EVERY = 30  # active windows between choices
@@ -413,6 +414,13 @@ class ActivationDetector(WindowedDetector):
                 "wrist", "probabilities", self.rate_hz, tuple(wrist.classes), ("1",) * len(wrist.classes)
             )
             self.outputs = (self.state_info, self.wrist_info)
+            if self.rotation_mode != "none":
+                # The electrode shift each classified window used, and the one the wearer's evidence
+                # favours with no bound: the GUI shows both so a band worn far round is noticed.
+                self.rotation_info = StreamInfo(
+                    ROTATION_STREAM, "state", self.rate_hz, ("shift", "evidence_shift"), ("electrodes", "electrodes")
+                )
+                self.outputs = (*self.outputs, self.rotation_info)
 
     def reset(self) -> None:
         super().reset()
@@ -466,6 +474,7 @@ class ActivationDetector(WindowedDetector):
             return []
         k = len(self.wrist.classes)
         probs = np.full((len(windows), k), np.nan, dtype=np.float32)
+        rotation = np.full((len(windows), 2), np.nan, dtype=np.float32)
         near = (rows[:, COL["value"]] >= rows[:, COL["release"]]) | (rows[:, COL["active"]] > 0)
         near &= rows[:, COL["armed"]] > 0
         n_near = int(near.sum())
@@ -479,17 +488,22 @@ class ActivationDetector(WindowedDetector):
                 feats = _tiled(self.wrist.features, x)
                 # Only windows the detector calls active teach the armband rotation; each window
                 # is classified with the shift known before it (so chunking never matters).
-                shifts = self._adapt_rotation(feats, rows[near, COL["active"]] > 0)
+                shifts, free = self._adapt_rotation(feats, rows[near, COL["active"]] > 0)
+                rotation[near] = np.stack([shifts, free], axis=1)
                 out = np.empty((n_near, k), dtype=np.float32)
                 for shift in np.unique(shifts).tolist():
                     sel = shifts == shift
                     out[sel] = _softmax(_tiled(self.wrist.logits_from_features, feats[sel], shift))
                 probs[near] = out
-        return [Chunk(self.wrist_info, t, probs)]
+        if self.rotation_mode == "none":
+            return [Chunk(self.wrist_info, t, probs)]
+        return [Chunk(self.wrist_info, t, probs), Chunk(self.rotation_info, t, rotation)]
 
-    def _adapt_rotation(self, feats: np.ndarray, active: np.ndarray) -> np.ndarray:
-        """Electrode shift for each window (in order), learning from the active ones."""
+    def _adapt_rotation(self, feats: np.ndarray, active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Electrode shift for each window (in order), learning from the active ones; and the shift
+        the evidence favours without the bound."""
         shifts = np.empty(len(feats), dtype=np.int64)
+        free = np.empty(len(feats), dtype=np.int64)
         if self._estimator is not None:
             # Every ESTIMATOR_EVERY-th active window teaches the estimator. The evidence of the
             # chosen windows is computed in one padded batch (bit-identical per row), then added
@@ -516,11 +530,12 @@ class ActivationDetector(WindowedDetector):
                 allowed[np.minimum(k, len(allowed) - k) > est.max_shift] = -np.inf
             for i in range(len(feats)):
                 shifts[i] = int(np.argmax(est.scores + allowed))
+                free[i] = int(np.argmax(est.scores))
                 row = evidence.get(i)
                 if row is not None:
                     est.scores = prior + decay * (est.scores - prior) + row
                     est.n_windows += 1
-            return shifts
+            return shifts, free
         for i in range(len(feats)):
             shifts[i] = self._im_shift
             if active[i]:
@@ -528,7 +543,7 @@ class ActivationDetector(WindowedDetector):
                 self._im_count += 1
                 if self._im_count >= INFOMAX_MIN and self._im_count % INFOMAX_EVERY == 0:
                     self._im_shift = self._infomax_shift()
-        return shifts
+        return shifts, shifts.copy()
 
     def _infomax_shift(self) -> int:
         """The electrode shift under which the network's decisions on this wearer's recent active

@@ -194,10 +194,17 @@ def test_bounded_rotation_estimate_stays_near_the_standard_placement():
     rotated = Chunk(FILTERED, src.t, np.ascontiguousarray(np.roll(src.data, 3, axis=1)))
     seen = set()
     det = ActivationDetector(FILTERED, DetectorConfig(), model, max_shift=1)
+    published = []
     for c in cut(rotated, 100):
-        det.process(c)
+        published += [m.data for m in det.process(c) if m.stream == "wrist.rotation"]
         seen.add(det.electrode_shift)
     assert seen <= {7, 0, 1}
+    # The published rotation: the bounded shift each classified window used, and the shift the
+    # evidence favours without the bound (NaN for windows the network did not classify).
+    rot = np.concatenate(published)
+    used, evidence = rot[np.isfinite(rot[:, 0])].T
+    assert set(used.astype(int)) <= {7, 0, 1}
+    assert evidence[-1] == det._estimator.scores.argmax()
     streams = {FILTERED.name: FILTERED}
     bounded = recognition_stages(RecognitionConfig(), streams, wrist=model)[0]
     free = recognition_stages(RecognitionConfig(wrist_max_rotation=-1), streams, wrist=model)[0]

@@ -42,6 +42,7 @@ SHOWN_STREAMS = frozenset(
         "forearm_imu",
         "decision",
         "wrist",
+        "wrist.rotation",
         "drone_telemetry",
     }
 )
@@ -375,6 +376,7 @@ class DetectorPanel(pg.GraphicsLayoutWidget):
         self.wrist_bars: pg.BarGraphItem | None = None
         self.wrist_classes: tuple[str, ...] = ()
         self._wrist_height = np.zeros(0, dtype=np.float32)
+        self._rotation_text = ""
         self._titles: dict[str, str] = {}
         self._yranges: dict[str, tuple[float, float]] = {}
 
@@ -437,7 +439,23 @@ class DetectorPanel(pg.GraphicsLayoutWidget):
         wrist = store.buffers.get("wrist")
         if wrist is not None and channels.get("wrist"):
             self._wrist(wrist, channels["wrist"])
+            rotation = store.buffers.get("wrist.rotation")
+            if rotation is not None and self.wrist_plot is not None:
+                self._rotation_title(rotation)
         settle(self)
+
+    def _rotation_title(self, buf: RingBuffer) -> None:
+        """The wrist plot's title names the armband rotation in use, and warns when the wearer's
+        evidence points outside the bound (a band worn further round than the standard placement)."""
+        _, y = buf.raw.last(40)
+        finite = np.isfinite(y).all(axis=1)
+        if not finite.any():
+            return
+        title = rotation_title(*(int(v) for v in y[np.flatnonzero(finite)[-1]]))
+        if title != self._rotation_text:
+            self._rotation_text = title
+            color = "#e6194b" if "check" in title else "#000000"
+            self.wrist_plot.setTitle(title, color=color, size="9pt")  # type: ignore[union-attr]
 
     def _wrist(self, buf: RingBuffer, classes: tuple[str, ...]) -> None:
         if self.wrist_plot is None:
@@ -458,6 +476,20 @@ class DetectorPanel(pg.GraphicsLayoutWidget):
             if not np.array_equal(height, self._wrist_height):  # the bars only change after an active window
                 self._wrist_height = height.copy()
                 self.wrist_bars.setOpts(height=height)
+
+
+def signed_shift(shift: int, n: int = 8) -> int:
+    """Electrode shift 0..n-1 as a signed turn, e.g. 7 -> -1."""
+    return shift - n if shift > n // 2 else shift
+
+
+def rotation_title(shift: int, evidence_shift: int) -> str:
+    """Title of the wrist plot: the rotation in use, and a warning when the evidence disagrees."""
+    used, seen = signed_shift(shift), signed_shift(evidence_shift)
+    title = f"wrist network (last active window), armband {used:+d} electrode{'s' if abs(used) != 1 else ''}"
+    if seen != used:
+        title += f"; evidence says {seen:+d}: check the armband or set wrist_max_rotation = -1"
+    return title
 
 
 ROWS = ("cue", "gesture", "recorded", "command", "safety")
