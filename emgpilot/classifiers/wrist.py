@@ -16,11 +16,12 @@ Design
 * Network: circular convolutions across the eight electrodes (the armband is a ring), then
   dense layers. Trained in PyTorch (:mod:`emgpilot.classifiers.wrist_train`); inference is a
   plain numpy forward pass over weights read from a safetensors file (no pickles, no torch
-  at run time, ~tens of microseconds per decision).
+  at run time). The shipped model averages three such networks (seeds 0-2), ~150 us per
+  decision.
 * Armband rotation: the Myo sits rotated differently on each wearer. The network is trained
   jointly over gesture and electrode shift: the same network scores all eight circular shifts
-  of a window, and the loss asks for the right gesture *at shift 0* against all 32
-  (gesture, shift) pairs. It therefore learns to be unsure at wrong shifts, so
+  of a window, and the loss asks for the right class *at shift 0* against all 8 x 7
+  (class, shift) pairs. It therefore learns to be unsure at wrong shifts, so
   ``log p(shift | window)`` summed over a wearer's unlabelled active windows
   (:func:`estimate_shift`, streaming: :class:`RotationEstimator`) finds how the armband sits,
   and ``WristModel.rotation`` rolls the electrodes back. See ``docs/readme/wrist.md`` for the

@@ -363,7 +363,7 @@ def combine_members(members: Sequence[WristModel]) -> WristModel:
 
 
 def _joint_loss(net, xb, yb, class_w, smoothing: float):
-    """Cross-entropy over the 4 x 8 (gesture, shift) pairs; the true pair is (label, shift 0).
+    """Cross-entropy over the classes x 8 (class, shift) pairs; the true pair is (label, shift 0).
 
     The same network scores every circular shift of the window, so it learns both the gesture
     and which shift puts the wearer's electrodes into the canonical orientation -- and to be
