@@ -148,6 +148,10 @@ class ArmSource:
 # --------------------------------------------------------------------------- the scripted pilot
 
 
+TURN_MARGIN_DEG = 3.0
+"""Slack over half a turn step before the scripted pilot turns (the simulator's turns are not exact)."""
+
+
 @dataclass
 class PlannerConfig:
     align_yaw_deg: float = 22.5
@@ -171,6 +175,11 @@ class ScriptedPilot:
             cmd = mapper.command_for(g)
             self._gesture_for.setdefault(cmd, g)
         self._recovering: int | None = None
+        # A person does not turn when a turn cannot bring the heading closer: with 45 deg turns and
+        # a 22.5 deg tolerance the pilot used to swing between +23 and -24 deg for ever.
+        turns = [getattr(mapper.cfg.commands, c) for c in ("turn_left", "turn_right")]
+        step = min(t.angle_deg for t in turns) if all(t.mode == "move" for t in turns) else 0.0
+        self._align_yaw = math.radians(max(self.cfg.align_yaw_deg, step / 2 + TURN_MARGIN_DEG))
 
     def gesture_for(self, command: str) -> str:
         if command not in self._gesture_for:
@@ -201,7 +210,7 @@ class ScriptedPilot:
                 return "forward"
             self._recovering = None
         yaw_err = wrap_angle(h - s.yaw)
-        if abs(yaw_err) > math.radians(cfg.align_yaw_deg):
+        if abs(yaw_err) > self._align_yaw:
             return "turn_left" if yaw_err > 0 else "turn_right"
         if abs(ez) > cfg.align_vertical_m:
             return "up" if ez > 0 else "down"

@@ -68,3 +68,19 @@ def test_judging_outcomes() -> None:
     assert judge(_trial("stop", ["stop"], DroneState(z=1.0)), m) == "correct"
     # automatic hovers from the supervisor are not motion commands the pilot asked for
     assert judge(_trial("forward", ["forward", "hover"], moved), m) == "correct"
+
+
+def test_scripted_pilot_turns_only_when_a_turn_brings_the_heading_closer() -> None:
+    """With 45 deg turns a heading 23 deg off cannot improve (it would be 22 deg off the other way):
+    the pilot goes on instead of swinging between the two for ever (a wearer once spent 70
+    gestures doing that)."""
+    from emgpilot.drone.course import HoopConfig
+    from emgpilot.drone.flightbench import ScriptedPilot
+
+    pilot = ScriptedPilot(Mapper())
+    hoop = HoopConfig(x=5.0, y=0.0, z=1.0, heading_deg=90.0)
+    # In front of the hoop (facing +y, the drone 2 m before it), heights equal, centred.
+    near = {"x": 5.0, "y": -2.0, "z": 1.0}
+    assert pilot.next_command(DroneState(**near, yaw=math.radians(90 - 23)), hoop, 0) == "forward"
+    assert pilot.next_command(DroneState(**near, yaw=math.radians(90 + 24)), hoop, 0) == "forward"
+    assert pilot.next_command(DroneState(**near, yaw=math.radians(90 - 40)), hoop, 0) == "turn_left"
