@@ -47,7 +47,9 @@ BEBOP2_IP = "192.168.42.1"
 """The Bebop 2's address on its own Wi-Fi access point."""
 REACHABILITY_TIMEOUT_S = 1.0
 CONNECT_TIMEOUT_S = 45.0
-"""Olympe refuses anything shorter."""
+"""Olympe refuses anything shorter (one attempt, no retry: :meth:`OlympeBackend.close` cuts it short)."""
+CLOSE_TIMEOUT_S = 35.0
+"""How long :meth:`OlympeBackend.close` waits for Olympe (its own disconnect time-out is 30 s)."""
 
 _olympe: ModuleType | None = None
 _olympe_lock = threading.Lock()
@@ -144,6 +146,8 @@ def _bebop2_drone_class(olympe: ModuleType) -> type:
             self._legacy_discovery = legacy_discovery
             self._legacy_handshake_port = int(handshake_port)
             self.rerouted_commands: list[str] = []
+            self._abort_lock = threading.Lock()
+            self._abort_wake: threading.Event | None = None
             super().__init__(ip, discovery_port=discovery_port)
 
         async def _async_discover_device(self, deadline: float):  # type: ignore[override]
@@ -162,6 +166,60 @@ def _bebop2_drone_class(olympe: ModuleType) -> type:
             if device is None:
                 await discovery._astop()
             return device, discovery
+
+        def connect_abortable(self, abort: threading.Event, timeout: float = CONNECT_TIMEOUT_S) -> bool:
+            """Olympe 8.5's ``connect()`` (one attempt within ``timeout`` s), except that it also
+            returns as soon as ``abort`` is set and :meth:`abort_connect` is called: it then ends
+            the half-open connection as Olympe does on its own time-out, and returns False.
+
+            Olympe's ``connect()`` cannot be interrupted: ``disconnect()`` refuses while a
+            connection is in progress, and its Future cannot be cancelled once running."""
+            from olympe.concurrent.sync import Event
+            from olympe.controllers.cmd_itf import ConnectionState
+
+            wake = threading.Event()
+            with self._abort_lock:
+                self._abort_wake = wake
+            try:
+                fut = self._loop.run_async(self._aconnect, timeout, 1)  # 1: no retry after a failure
+                fut.add_done_callback(lambda _f: wake.set())
+                if abort.is_set():  # close() came before _abort_wake was there
+                    wake.set()
+                wake.wait(timeout)
+            finally:
+                with self._abort_lock:
+                    self._abort_wake = None
+            if fut.done() and not abort.is_set():
+                # Olympe's own ending of connect()
+                failed = fut.cancelled() or fut.exception() is not None
+                if not failed and self.connection_state == ConnectionState.Error:
+                    if self._device is None:
+                        self._on_device_removed()
+                    else:
+                        failed = True
+                if not failed:
+                    return bool(self.connected)
+            why = "aborted" if abort.is_set() else f"failed within {timeout:.0f} s"
+            self.logger.warning(f"Connection to device '{self._ip_addr_str}' {why}: disconnecting")
+            if not self.connected:
+                # as Olympe's connect() does on a time-out: lets disconnect() go ahead although
+                # a connection is still in progress
+                self.connection_state = ConnectionState.Timeout
+            self.disconnect()
+            if not fut.done():
+                # Olympe's connect coroutine still waits for the drone's states: let it end now
+                # (it cleans up after a failed connect) rather than leave it to destroy(), which
+                # would wait 3 s for it
+                self._loop.run_async(Event.release_event, self._connect_sync_event)
+            return False
+
+        def abort_connect(self) -> None:
+            """Wake a :meth:`connect_abortable` in progress (from any thread) so that it sees
+            its ``abort`` event; nothing happens when none is in progress."""
+            with self._abort_lock:
+                wake = self._abort_wake
+            if wake is not None:
+                wake.set()
 
         @callback_decorator()
         def _send_command_impl(self, message, args, quiet=False):
@@ -213,6 +271,7 @@ class OlympeBackend:
     handshake_port : the handshake port used with ``legacy_discovery``.
     olympe_log_level : level of Olympe's own loggers.
     reachability_timeout : seconds the TCP check waits before giving up.
+    close_timeout : seconds :meth:`close` waits for Olympe to disconnect (see there).
     """
 
     name = "bebop"
@@ -225,6 +284,7 @@ class OlympeBackend:
         handshake_port: int = arsdk.HANDSHAKE_PORT,
         olympe_log_level: str = "WARNING",
         reachability_timeout: float = REACHABILITY_TIMEOUT_S,
+        close_timeout: float = CLOSE_TIMEOUT_S,
     ) -> None:
         self.ip = ip
         self.discovery_port = int(discovery_port)
@@ -232,6 +292,7 @@ class OlympeBackend:
         self.handshake_port = int(handshake_port)
         self.olympe_log_level = olympe_log_level
         self.reachability_timeout = reachability_timeout
+        self.close_timeout = close_timeout
         self.last_error = ""
         """Why the last connect failed (for the GUI status line)."""
 
@@ -243,7 +304,9 @@ class OlympeBackend:
         self._olympe: ModuleType | None = None
         self._link = "disconnected"
         self._user_disconnected = True
+        self._closing = False  # close() has been called: only landing and emergency still go out
         self._closed = False
+        self._connect_abort = threading.Event()  # the latest connect's; set by disconnect() and close()
         self._t = 0.0
         self._tel: dict[str, Any] = {}
         self._heading0: float | None = None
@@ -258,10 +321,15 @@ class OlympeBackend:
 
     # ------------------------------------------------------------------ worker thread
     def _submit(self, fn: Callable[[], Any]) -> concurrent.futures.Future:
-        if self._closed:
+        if self._closing:
             raise RuntimeError("OlympeBackend is closed")
+        return self._enqueue(fn)
+
+    def _enqueue(self, fn: Callable[[], Any]) -> concurrent.futures.Future:
         with self._lock:
             if self._worker is None:
+                if self._closing:  # close() has sent the worker away: nothing may start it again
+                    raise RuntimeError("OlympeBackend is closed")
                 self._worker = threading.Thread(target=self._work, name="olympe-backend", daemon=True)
                 self._worker.start()
         fut: concurrent.futures.Future = concurrent.futures.Future()
@@ -282,90 +350,172 @@ class OlympeBackend:
                 log.exception("Olympe backend job failed")
                 fut.set_exception(e)
 
+    # ------------------------------------------------------------------ seams (tests replace these)
+    def _check_reachable(self) -> tuple[bool, str]:
+        port = self.handshake_port if self.legacy_discovery else self.discovery_port
+        return tcp_reachable(self.ip, port, self.reachability_timeout)
+
+    def _new_drone(self) -> Any:
+        """A Bebop2Drone for :attr:`ip` (imports Olympe on first use)."""
+        if self._olympe is None:
+            self._olympe = import_olympe(self.olympe_log_level)
+        cls = _bebop2_drone_class(self._olympe)
+        return cls(
+            self.ip,
+            discovery_port=self.discovery_port,
+            legacy_discovery=self.legacy_discovery,
+            handshake_port=self.handshake_port,
+        )
+
+    def _piloting_message(self, name: str) -> Any:
+        """The Olympe message class ``ardrone3.Piloting.<name>`` (TakeOff, Landing, Emergency, moveBy)."""
+        from olympe.messages.ardrone3 import Piloting
+
+        return getattr(Piloting, name)
+
     # ------------------------------------------------------------------ link
     def connect(self) -> bool:
         """Check reachability, then connect through Olympe (blocks: call it off the GUI
-        thread, or use :meth:`connect_async`). Returns True once the drone answers."""
+        thread, or use :meth:`connect_async`). Returns True once the drone answers; False if it
+        does not, or if :meth:`close` or :meth:`disconnect` cut the attempt short."""
         return bool(self.connect_async().result())
 
     def connect_async(self) -> concurrent.futures.Future:
         """:meth:`connect` on the worker thread; the Future resolves to True/False."""
-        port = self.handshake_port if self.legacy_discovery else self.discovery_port
-        ok, why = tcp_reachable(self.ip, port, self.reachability_timeout)
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+        if self._closing:
+            self.last_error = "Bebop 2: not connecting, the backend is closed"
+            log.warning(self.last_error)
+            fut.set_result(False)
+            return fut
+        ok, why = self._check_reachable()
         if not ok:
             self.last_error = f"Bebop 2 not reachable: {why}"
             log.warning(self.last_error)
-            fut: concurrent.futures.Future = concurrent.futures.Future()
             fut.set_result(False)
             return fut
+        abort = threading.Event()
+        with self._lock:
+            self._connect_abort = abort  # disconnect() and close() set it
         self._link = "connecting"
-        return self._submit(self._do_connect)
+        try:
+            return self._submit(lambda: self._do_connect(abort))
+        except RuntimeError:  # close() came in between
+            self._link = "disconnected"
+            fut.set_result(False)
+            return fut
 
-    def _do_connect(self) -> bool:
+    def cancel_connect(self) -> None:
+        """Make a connect in progress (or queued) give up at once: it disconnects whatever Olympe
+        opened meanwhile and resolves to False. Any thread; no-op without one."""
+        with self._lock:
+            abort = self._connect_abort
+        abort.set()
+        drone = self._drone
+        if drone is not None and hasattr(drone, "abort_connect"):
+            drone.abort_connect()
+
+    def _do_connect(self, abort: threading.Event) -> bool:
+        if abort.is_set():
+            self._connect_aborted(0.0)
+            return False
         if self._drone is not None and self._drone.connected:
+            self._set_link("connected")
             return True
-        if self._olympe is None:
-            self._olympe = import_olympe(self.olympe_log_level)
         if self._drone is None:
-            cls = _bebop2_drone_class(self._olympe)
-            self._drone = cls(
-                self.ip,
-                discovery_port=self.discovery_port,
-                legacy_discovery=self.legacy_discovery,
-                handshake_port=self.handshake_port,
-            )
+            self._drone = self._new_drone()
             self._subscriber = self._drone.subscribe(self._on_event, None)  # None: every event
         t0 = time.monotonic()
-        ok = bool(self._drone.connect())
+        ok = bool(self._drone.connect_abortable(abort, CONNECT_TIMEOUT_S))
+        if abort.is_set():
+            # close() or disconnect() came while Olympe was connecting: whatever Olympe did
+            # meanwhile, no link may stay open (nor piloting start) behind the user's back
+            self._connect_aborted(time.monotonic() - t0)
+            return False
         if not ok:
-            self._link = "disconnected"
+            self._set_link("disconnected")
             self.last_error = f"Olympe could not connect to {self.ip} (after {time.monotonic() - t0:.1f} s)"
             log.warning(self.last_error)
             return False
         log.info("connected to the Bebop 2 at %s in %.2f s", self.ip, time.monotonic() - t0)
         self._user_disconnected = False
-        self._link = "connected"
         self.last_error = ""
         self._drone.start_piloting()
+        self._set_link("connected")
         return True
 
+    def _connect_aborted(self, after_s: float) -> None:
+        self.last_error = f"connecting to {self.ip} cancelled (disconnect or close, after {after_s:.1f} s)"
+        log.info(self.last_error)
+        self._release_drone()  # a fresh Olympe Drone for the next connect: this one may be half-open
+        self._set_link("disconnected")
+
+    def _set_link(self, link: str) -> None:
+        self._link = link
+        with self._changed:
+            self._changed.notify_all()
+
     def disconnect(self) -> None:
-        """Disconnect (blocks until Olympe is done; off the GUI thread)."""
-        if self._worker is None or self._closed:
+        """Disconnect (blocks until Olympe is done; off the GUI thread). A connect in progress
+        is cut short first, so this does not wait for Olympe's 45 s connect time-out."""
+        if self._worker is None or self._closing:
             return
         self._user_disconnected = True
+        self.cancel_connect()
         self._submit(self._do_disconnect).result()
 
     def _do_disconnect(self) -> None:
         if self._drone is not None and (self._drone.connected or self._drone.connecting):
             self._drone.disconnect()
-        self._link = "disconnected"
+        self._set_link("disconnected")
 
     def close(self) -> None:
-        """Disconnect, destroy the Olympe Drone (its threads end) and stop the worker."""
-        if self._closed:
-            return
+        """Disconnect, destroy the Olympe Drone (its threads end) and stop the worker.
+
+        From the moment it is called no queued take-off, PCMD or moveBy reaches the drone (a
+        landing still does, and :meth:`emergency` until the link is down), and a connect in
+        progress is aborted instead of waited for. Waits at most :attr:`close_timeout` s for the worker;
+        if Olympe is stuck beyond that, the worker still disconnects and destroys the Drone
+        when Olympe returns (a connect that succeeds that late is disconnected at once)."""
+        with self._lock:
+            if self._closing:
+                return
+            self._closing = True
         self._user_disconnected = True
-        if self._worker is not None:
+        self.cancel_connect()
+        worker = self._worker
+        if worker is not None:
+            done = self._enqueue(self._do_close)
+            self._jobs.put(None)  # the worker ends after _do_close, whenever Olympe lets it
             try:
-                self._submit(self._do_close).result(timeout=60.0)
+                done.result(timeout=self.close_timeout)
             except concurrent.futures.TimeoutError:
-                log.error("Olympe did not shut down within 60 s")
-            self._closed = True
-            self._jobs.put(None)
-            self._worker.join(timeout=5.0)
-            self._worker = None
+                log.error(
+                    "Olympe did not shut down within %.0f s; the worker closes the link when Olympe returns",
+                    self.close_timeout,
+                )
+            else:
+                worker.join(timeout=5.0)
         self._closed = True
-        self._link = "disconnected"
+        with self._lock:
+            self._worker = None
+        self._set_link("disconnected")
 
     def _do_close(self) -> None:
-        drone, self._drone = self._drone, None
+        self._release_drone()
+        self._set_link("disconnected")
+
+    def _release_drone(self) -> None:
+        """Disconnect and destroy the Olympe Drone, if any (worker thread)."""
+        drone = self._drone
         if drone is None:
             return
         if drone.connected or drone.connecting:
             # Disconnect first: destroy() stops the media loop before it disconnects, and the
             # disconnection then waits 5 s on that stopped loop.
             drone.disconnect()  # (it stops piloting; stop_piloting() itself logs a bogus error)
+        # only now: until the link is down, emergency() still reaches the drone
+        self._drone = None
         if self._subscriber is not None:
             drone.unsubscribe(self._subscriber)
             self._subscriber = None
@@ -391,60 +541,74 @@ class OlympeBackend:
     @property
     def link(self) -> str:
         """disconnected / connecting / connected / lost (the drone stopped answering)."""
+        if self._closing:
+            return "disconnected" if self._closed or self._link != "connected" else "connected"
         drone = self._drone
         if self._link == "connected" and drone is not None and not drone.connected and not self._user_disconnected:
             return "lost"
         return self._link
 
+    @property
+    def closing(self) -> bool:
+        """:meth:`close` has been called (commands other than landing and emergency are refused)."""
+        return self._closing
+
     # ------------------------------------------------------------------ commands
     def _send_when_connected(self, what: str, make: Callable[[Any], None]) -> bool:
-        """Queue ``make(drone)`` for the worker; False (and a warning) when there is no link."""
+        """Queue ``make(drone)`` for the worker; False (and a warning) when there is no link.
+
+        Once :meth:`close` has been called only a landing is still sent, even if the job was
+        queued before (behind a connect in progress, say)."""
+
+        def allowed() -> bool:
+            return not self._closing or (what == "land" and not self._closed)
 
         def job() -> None:
             drone = self._drone
-            if drone is None or not drone.connected:
+            if not allowed():
+                log.warning("Bebop 2: %s dropped, the backend is closing", what)
+            elif drone is None or not drone.connected:
                 log.warning("Bebop 2: %s not sent, link is %s", what, self.link)
-                if what == "pcmd":
-                    with self._lock:
-                        self._pcmd_queued = False
+            else:
+                make(drone)
                 return
-            make(drone)
+            if what == "pcmd":
+                with self._lock:
+                    self._pcmd_queued = False
 
-        if self._worker is None or self._closed:
-            log.warning("Bebop 2: %s not sent, not connected", what)
+        if self._worker is None or not allowed():
+            log.warning("Bebop 2: %s not sent, %s", what, "the backend is closed" if self._closing else "not connected")
             return False
-        self._submit(job)
+        try:
+            self._enqueue(job)
+        except RuntimeError:
+            return False
         return True
 
     def takeoff(self) -> None:
         def send(drone: Any) -> None:
-            from olympe.messages.ardrone3.Piloting import TakeOff
-
             with self._lock:
                 self._heading0 = None  # re-anchor the local frame at this take-off
                 self._gps_origin = None
                 self._dead_reckoning = [0.0, 0.0]
-            drone(TakeOff())
+            drone(self._piloting_message("TakeOff")())
 
         self._send_when_connected("takeoff", send)
 
     def land(self) -> None:
         def send(drone: Any) -> None:
-            from olympe.messages.ardrone3.Piloting import Landing
-
-            drone(Landing())
+            drone(self._piloting_message("Landing")())
 
         self._send_when_connected("land", send)
 
     def emergency(self) -> None:
-        """Cut the motors now, from the calling thread (never queued behind other jobs)."""
+        """Cut the motors now, from the calling thread (never queued behind other jobs): it
+        reaches the drone whenever the link is up, closing or not."""
         drone = self._drone
         if drone is None or not drone.connected:
             log.error("Bebop 2: EMERGENCY not sent, link is %s", self.link)
             return
-        from olympe.messages.ardrone3.Piloting import Emergency
-
-        drone(Emergency())  # see Bebop2Drone._send_command_impl for the v1 work-around
+        drone(self._piloting_message("Emergency")())  # see Bebop2Drone._send_command_impl for the v1 work-around
 
     def pcmd(self, roll: int, pitch: int, yaw: int, gaz: int) -> None:
         # Coalesced: the supervisor may call this at every step; only the latest setpoint
@@ -462,9 +626,7 @@ class OlympeBackend:
             if not any(values) and self._move_pending:
                 # A Bebop 2 ends a running moveBy when it gets a new one (moveByEnd
                 # "interrupted"): a zero move is how "stop" reaches it.
-                from olympe.messages.ardrone3.Piloting import moveBy
-
-                drone(moveBy(0.0, 0.0, 0.0, 0.0))
+                drone(self._piloting_message("moveBy")(0.0, 0.0, 0.0, 0.0))
             drone.piloting(*values, 0)  # 0 s: held until the next call
 
         if not self._send_when_connected("pcmd", send):
@@ -473,11 +635,9 @@ class OlympeBackend:
 
     def move_by(self, dx: float, dy: float, dz: float, dpsi: float) -> None:
         def send(drone: Any) -> None:
-            from olympe.messages.ardrone3.Piloting import moveBy
-
             self._move_pending = True
             drone.piloting(0, 0, 0, 0, 0)
-            drone(moveBy(float(dx), float(dy), float(dz), float(dpsi)))
+            drone(self._piloting_message("moveBy")(float(dx), float(dy), float(dz), float(dpsi)))
 
         self._send_when_connected("move_by", send)
 

@@ -95,6 +95,7 @@ class Pilot:
         self._lock = threading.RLock()
         self._watchdog: threading.Thread | None = None
         self._watchdog_stop = threading.Event()
+        self._closed = False
 
     # ------------------------------------------------------------------ user actions
     def takeoff(self, source: str = "user") -> bool:
@@ -122,8 +123,21 @@ class Pilot:
             self._collect()
 
     def connect(self) -> bool:
-        """Open the drone link (call off the GUI thread for real drones)."""
+        """Open the drone link (call off the GUI thread for real drones).
+
+        False without trying once :meth:`close` has been called; a connect that :meth:`close` or
+        :meth:`cancel_connect` cuts short returns False too."""
+        if self._closed:
+            log.warning("drone connect refused: the pilot is closed")
+            return False
         return bool(self._backend.connect())
+
+    def cancel_connect(self) -> None:
+        """Make a :meth:`connect` in progress on another thread give up at once (it returns
+        False and leaves no link open). Any thread; nothing happens without one in progress."""
+        cancel = getattr(self._backend, "cancel_connect", None)
+        if cancel is not None:
+            cancel()
 
     def state(self) -> DroneState:
         return self._backend.state()
@@ -255,7 +269,7 @@ class Pilot:
         """Live flights: check staleness every ``period_s`` even when no data arrives."""
         if not self._live:
             raise RuntimeError("a watchdog only makes sense with a live clock")
-        if self._watchdog is not None:
+        if self._watchdog is not None or self._closed:
             return
         self._watchdog_stop.clear()
 
@@ -267,7 +281,12 @@ class Pilot:
         self._watchdog.start()
 
     def close(self) -> None:
-        """Stop the watchdog, land if airborne, close the backend."""
+        """Cut a connect in progress short, stop the watchdog, land if airborne, close the backend.
+
+        From the first line on, a late :meth:`connect`, :meth:`takeoff` or gesture is refused (the
+        supervisor records why); :meth:`emergency` still reaches the drone while its link is up."""
+        self._closed = True
+        self.cancel_connect()
         self._watchdog_stop.set()
         if self._watchdog is not None:
             self._watchdog.join(2.0)
@@ -275,8 +294,14 @@ class Pilot:
         with self._lock:
             if self._backend.state().airborne:
                 self.supervisor.land("close")
-                self._collect()
+            self.supervisor.close("pilot closed")
+            self._collect()
             self._backend.close()
+
+    @property
+    def closed(self) -> bool:
+        """:meth:`close` has been called."""
+        return self._closed
 
 
 def open_backend(kind: str, ip: str = "192.168.42.1", discovery_port: int | None = None) -> DroneBackend:

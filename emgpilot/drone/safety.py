@@ -110,6 +110,7 @@ class SafetySupervisor:
         self._link_down = False
         self._ceiling_hold = False
         self._fence_hold = False
+        self._closed_reason: str | None = None
 
     @property
     def backend_name(self) -> str:
@@ -185,6 +186,8 @@ class SafetySupervisor:
             return self._hold_reason(self._backend.state())
 
     def _hold_reason(self, state: DroneState) -> str | None:
+        if self._closed_reason is not None:
+            return f"drone link closed ({self._closed_reason})"
         if self._emergency_latched:
             return "emergency cut active (take off again to clear)"
         if state.link != "connected":
@@ -197,6 +200,9 @@ class SafetySupervisor:
     def takeoff(self, source: str = "user") -> bool:
         """Explicit user action: take off. Refused if the link is down or the battery low."""
         with self._lock:
+            if self._closed_reason is not None:
+                self._decide("refuse_takeoff", f"drone link closed ({self._closed_reason})")
+                return False
             state = self._backend.state()
             if state.link != "connected":
                 self._decide("refuse_takeoff", f"drone link {state.link}")
@@ -244,6 +250,21 @@ class SafetySupervisor:
             else:
                 self._decide("emergency_failed", f"backend refused the emergency ({failed}); landing instead")
 
+    def close(self, reason: str = "closed") -> None:
+        """The link is being closed: from now on take-off and every motion command (stop
+        included) are refused, and :meth:`tick` sends nothing. Landing and :meth:`emergency`
+        still reach the backend (which sends them while its link is up)."""
+        with self._lock:
+            if self._closed_reason is not None:
+                return
+            self._closed_reason = reason
+            self._clear_pulse()
+            self._decide("closed", f"drone link closing ({reason}): take-off and motion refused from now on")
+
+    @property
+    def closed(self) -> bool:
+        return self._closed_reason is not None
+
     # ------------------------------------------------------------------ gesture commands
     def command(self, cmd: CommandEvent) -> CommandEvent | None:
         """A motion command from the mapper. Returns what was sent (bounded), or None if refused."""
@@ -252,6 +273,9 @@ class SafetySupervisor:
 
     def _command(self, cmd: CommandEvent) -> CommandEvent | None:
         name = cmd.command
+        if self._closed_reason is not None:
+            self._decide("refuse", f"{name}: drone link closed ({self._closed_reason})")
+            return None
         if name in USER_ACTIONS:
             self._decide("refuse", f"{name} only by explicit user action, not from {cmd.source or 'a gesture'}")
             return None
@@ -380,6 +404,8 @@ class SafetySupervisor:
         Call it often (the pilot does at least every 50 ms of data time, or from a watchdog).
         """
         with self._lock:
+            if self._closed_reason is not None:
+                return  # nothing more goes out: the link is being closed
             state = self._backend.state()
             airborne = state.flying_state in ("hovering", "flying")
             # link (the drone's own failsafe holds it; we only report and refuse)

@@ -212,3 +212,42 @@ def test_unreachable_drone_fails_fast_without_olympe():
     assert backend.state().link == "disconnected"
     backend.close()
     backend.close()
+
+
+@needs_olympe
+def test_close_during_a_stalled_connect_aborts_it_instead_of_waiting_45_s(backend, vb):
+    """The virtual Bebop answers discovery and handshake but nothing on UDP: Olympe's connect
+    would wait its full 45 s for the drone's states. close() cuts it short (the connect reports
+    the cancellation, not Olympe's time-out) and leaves no Olympe thread behind."""
+    vb.go_silent()
+    pending = backend.connect_async()
+    # the handshake is done: Olympe is now inside its connect, waiting for the drone's states
+    assert vb.wait_until(lambda v: any(what == "connected" for _, what in v.link_log), TIMEOUT)
+    assert backend.link == "connecting"
+    closer = threading.Thread(target=backend.close, name="test-closer")
+    closer.start()
+    closer.join(timeout=60.0)  # hang guard only (Olympe gives up by itself after 45 s)
+    assert not closer.is_alive()
+    assert pending.result(timeout=TIMEOUT) is False
+    assert "cancelled" in backend.last_error
+    assert backend.link == "disconnected"
+    assert backend.connect() is False
+
+
+@needs_olympe
+def test_close_during_a_stalled_discovery_aborts_it(olympe):
+    """A port that accepts TCP but never answers (reachable, yet no discovery JSON): Olympe's
+    discovery would wait out the 45 s; close() cuts it short as well."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)  # the kernel completes the connection; nobody ever accepts or answers
+        backend = OlympeBackend("127.0.0.1", discovery_port=silent.getsockname()[1])
+        try:
+            pending = backend.connect_async()
+            assert backend.wait_until(lambda b: b._drone is not None, TIMEOUT)  # Olympe is discovering
+            backend.close()
+            assert pending.result(timeout=TIMEOUT) is False
+            assert "cancelled" in backend.last_error
+            assert backend.link == "disconnected"
+        finally:
+            backend.close()
