@@ -306,6 +306,7 @@ class OlympeBackend:
         self._user_disconnected = True
         self._closing = False  # close() has been called: only landing and emergency still go out
         self._closed = False
+        self._worker_sent_away = False  # close() queued the worker's last jobs
         self._connect_abort = threading.Event()  # the latest connect's; set by disconnect() and close()
         self._t = 0.0
         self._tel: dict[str, Any] = {}
@@ -326,14 +327,14 @@ class OlympeBackend:
         return self._enqueue(fn)
 
     def _enqueue(self, fn: Callable[[], Any]) -> concurrent.futures.Future:
-        with self._lock:
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+        with self._lock:  # held while queueing: nothing can land behind close()'s end-of-work marker
+            if self._worker_sent_away:
+                raise RuntimeError("OlympeBackend is closed")
             if self._worker is None:
-                if self._closing:  # close() has sent the worker away: nothing may start it again
-                    raise RuntimeError("OlympeBackend is closed")
                 self._worker = threading.Thread(target=self._work, name="olympe-backend", daemon=True)
                 self._worker.start()
-        fut: concurrent.futures.Future = concurrent.futures.Future()
-        self._jobs.put((fn, fut))
+            self._jobs.put((fn, fut))
         return fut
 
     def _work(self) -> None:
@@ -462,7 +463,10 @@ class OlympeBackend:
             return
         self._user_disconnected = True
         self.cancel_connect()
-        self._submit(self._do_disconnect).result()
+        try:
+            self._submit(self._do_disconnect).result()
+        except RuntimeError:  # close() came in between: it disconnects
+            return
 
     def _do_disconnect(self) -> None:
         if self._drone is not None and (self._drone.connected or self._drone.connecting):
@@ -483,10 +487,14 @@ class OlympeBackend:
             self._closing = True
         self._user_disconnected = True
         self.cancel_connect()
-        worker = self._worker
+        with self._lock:
+            worker = self._worker
+            if worker is not None:
+                done: concurrent.futures.Future = concurrent.futures.Future()
+                self._jobs.put((self._do_close, done))
+                self._jobs.put(None)  # the worker ends after _do_close, whenever Olympe lets it
+            self._worker_sent_away = True
         if worker is not None:
-            done = self._enqueue(self._do_close)
-            self._jobs.put(None)  # the worker ends after _do_close, whenever Olympe lets it
             try:
                 done.result(timeout=self.close_timeout)
             except concurrent.futures.TimeoutError:
