@@ -549,8 +549,8 @@ class OlympeBackend:
     @property
     def link(self) -> str:
         """disconnected / connecting / connected / lost (the drone stopped answering)."""
-        if self._closing:
-            return "disconnected" if self._closed or self._link != "connected" else "connected"
+        if self._closed:
+            return "disconnected"
         drone = self._drone
         if self._link == "connected" and drone is not None and not drone.connected and not self._user_disconnected:
             return "lost"
