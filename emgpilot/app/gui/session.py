@@ -342,6 +342,8 @@ class Session:
         try:
             self._open_drone()
         except Exception:
+            if self.pilot is not None:
+                self.pilot.cancel_connect()
             self.actions.close()
             raise
         self.runner = SessionRunner(self.device, self.pipeline, recorder=self.recorder, sinks=[self._sink])
@@ -401,6 +403,9 @@ class Session:
             if self.spec.manual:
                 self.device.stop()
             self.closing_stage = "finishing drone actions"
+            if self.pilot is not None:
+                # A connect still in progress (Olympe waits up to 45 s) gives up at once.
+                self.pilot.cancel_connect()
             self.actions.close(timeout)
             self._join_emergencies(timeout)  # pressed before closing: they reach the drone before it lands
             if self.pilot is not None:
@@ -515,7 +520,8 @@ class Session:
         def connect() -> None:
             assert self.pilot is not None
             ok = self.pilot.connect()
-            self.drone_status = "connected" if ok else f"{kind} at {self.spec.ip} did not answer"
+            reason = getattr(backend, "last_error", None) or "did not answer"
+            self.drone_status = "connected" if ok else f"{kind} at {self.spec.ip}: {reason}"
             if ok and live:
                 self.pilot.start_watchdog()
 
