@@ -394,6 +394,7 @@ class ActivationDetector(WindowedDetector):
         rotation_mode: str = "auto",
         mirror: bool = False,
         max_shift: int | None = None,
+        escape_nats: float | None = None,
     ) -> None:
         if rotation_mode not in ROTATION_MODES:
             raise ValueError(f"wrist rotation mode must be one of {ROTATION_MODES}, not {rotation_mode!r}")
@@ -402,6 +403,7 @@ class ActivationDetector(WindowedDetector):
         # that, so the electrode order is reversed before the network (and its rotation estimate).
         self.mirror = bool(mirror)
         self.max_shift = max_shift
+        self.escape_nats = escape_nats
         self.rotation_mode = _resolve_rotation_mode(rotation_mode, wrist)
         # With a wrist model the windows are the model's (both see the same samples).
         super().__init__("activation", source, cfg, window=None if wrist is None else int(wrist.window))
@@ -429,7 +431,9 @@ class ActivationDetector(WindowedDetector):
         if self.rotation_mode == "estimator":
             from emgpilot.classifiers.wrist import RotationEstimator
 
-            self._estimator = RotationEstimator(model=self.wrist, max_shift=self.max_shift)
+            self._estimator = RotationEstimator(
+                model=self.wrist, max_shift=self.max_shift, escape_nats=self.escape_nats
+            )
         n_feat = 0
         if self.rotation_mode == "infomax":
             probe = self.wrist.features(np.zeros((1, self.window, self.source.n_channels), np.float32))  # type: ignore[union-attr]
@@ -523,13 +527,8 @@ class ActivationDetector(WindowedDetector):
             decay = 0.5 ** (1.0 / est.halflife)
             prior = np.zeros_like(est.scores)
             prior[0] = est.prior_nats
-            # est.shift, with the bound applied once rather than per window.
-            allowed = np.zeros_like(est.scores)
-            if est.max_shift is not None:
-                k = np.arange(len(allowed))
-                allowed[np.minimum(k, len(allowed) - k) > est.max_shift] = -np.inf
             for i in range(len(feats)):
-                shifts[i] = int(np.argmax(est.scores + allowed))
+                shifts[i] = est.choose(est.scores, est.n_windows)
                 free[i] = int(np.argmax(est.scores))
                 row = evidence.get(i)
                 if row is not None:

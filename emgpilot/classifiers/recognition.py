@@ -110,12 +110,16 @@ class RecognitionConfig:
     wrist_max_rotation : the estimated rotation stays within this many electrodes (45 deg each)
         of the standard placement (logo on the back of the forearm); -1 allows any. Not applied
         with ``fusion.arm = "left"``.
+    wrist_rotation_escape : a rotation beyond that bound is still taken when, after 200 taught
+        windows, its evidence leads by more than this many nats per window (a band clearly worn
+        further round); -1: never.
     """
 
     enabled: bool = True
     wrist_model: str = "shipped"
     wrist_rotation: str = "auto"
     wrist_max_rotation: int = 1
+    wrist_rotation_escape: float = 0.5
     activation: DetectorConfig = field(default_factory=DetectorConfig)
     fist: DetectorConfig = field(default_factory=DetectorConfig)
     stiffen: StiffenDetectorConfig = field(default_factory=StiffenDetectorConfig)
@@ -174,6 +178,7 @@ def recognition_stages(
             cfg.wrist_rotation,
             mirror=left,
             max_shift=cfg.wrist_max_rotation if bounded else None,
+            escape_nats=cfg.wrist_rotation_escape if cfg.wrist_rotation_escape >= 0 else None,
         )
         stages.append(activation)
         stages.append(FistDetector(src, cfg.fist))

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from importlib import resources
@@ -164,12 +165,17 @@ class RotationEstimator:
     max_shift : only shifts within this many electrodes of the standard placement are
         considered (None: any). The Myo is put on with its logo on the back of the forearm, so
         large rotations are rare, while the summed window evidence can be confidently wrong.
+    escape_nats, escape_min_windows : with a bound, a shift beyond it is still taken once at
+        least ``escape_min_windows`` windows were taught and it leads the best bounded shift by
+        more than ``escape_nats`` per window (None: never).
     """
 
     model: WristModel
     prior_nats: float = 20.0
     halflife: float = 2000.0
     max_shift: int | None = None
+    escape_nats: float | None = None
+    escape_min_windows: int = 200
     scores: np.ndarray = field(init=False)
     n_windows: int = field(init=False, default=0)
 
@@ -199,7 +205,20 @@ class RotationEstimator:
 
     @property
     def shift(self) -> int:
-        return best_shift(self.scores, self.max_shift)
+        return self.choose(self.scores, self.n_windows)
+
+    def choose(self, scores: np.ndarray, n_windows: int) -> int:
+        """The shift for these ``scores`` after ``n_windows`` taught windows: the best within
+        ``max_shift``, unless the best beyond it leads by more than ``escape_nats`` per window
+        (an armband worn further round than the bound, seen clearly over many windows)."""
+        bounded = best_shift(scores, self.max_shift)
+        if self.max_shift is None or self.escape_nats is None or n_windows < self.escape_min_windows:
+            return bounded
+        free = int(np.argmax(scores))
+        n_eff = min(n_windows, self.halflife / math.log(2.0))  # forgetting caps the evidence's weight
+        if scores[free] - scores[bounded] > self.escape_nats * n_eff:
+            return free
+        return bounded
 
     def state_dict(self) -> dict[str, Any]:
         return {"scores": self.scores.copy(), "n_windows": self.n_windows}

@@ -209,3 +209,6 @@ def test_bounded_rotation_estimate_stays_near_the_standard_placement():
     bounded = recognition_stages(RecognitionConfig(), streams, wrist=model)[0]
     free = recognition_stages(RecognitionConfig(wrist_max_rotation=-1), streams, wrist=model)[0]
     assert (bounded.max_shift, free.max_shift) == (1, None)
+    assert bounded._estimator.escape_nats == 0.5
+    strict = recognition_stages(RecognitionConfig(wrist_rotation_escape=-1), streams, wrist=model)[0]
+    assert strict._estimator.escape_nats is None

@@ -295,3 +295,13 @@ def test_several_networks_average_their_log_probabilities(tmp_path):
     broken = {k: v for k, v in both.tensors.items() if k != "member1.dense0.bias"}
     with pytest.raises(ValueError, match="network 1"):
         type(both)(tensors=broken, meta=both.meta)
+
+
+def test_a_band_clearly_worn_further_round_escapes_the_bound(model):
+    est = RotationEstimator(model, max_shift=1, escape_nats=0.5, escape_min_windows=200)
+    scores = np.zeros(8)
+    scores[4] = 150.0  # three electrodes beyond the bound
+    assert est.choose(scores, 100) == 0  # too few windows yet
+    assert est.choose(scores, 400) == 0  # 150 nats over 400 windows: not clear enough
+    assert est.choose(scores, 250) == 4  # 0.6 nats per window
+    assert RotationEstimator(model, max_shift=1).choose(scores, 10_000) == 0  # no escape configured
