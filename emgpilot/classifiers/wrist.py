@@ -178,6 +178,8 @@ class RotationEstimator:
     escape_min_windows: int = 200
     scores: np.ndarray = field(init=False)
     n_windows: int = field(init=False, default=0)
+    _mask: np.ndarray = field(init=False, repr=False, default_factory=lambda: np.zeros(0))
+    _mask_for: int | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         self.reset()
@@ -211,10 +213,16 @@ class RotationEstimator:
         """The shift for these ``scores`` after ``n_windows`` taught windows: the best within
         ``max_shift``, unless the best beyond it leads by more than ``escape_nats`` per window
         (an armband worn further round than the bound, seen clearly over many windows)."""
-        bounded = best_shift(scores, self.max_shift)
-        if self.max_shift is None or self.escape_nats is None or n_windows < self.escape_min_windows:
-            return bounded
         free = int(np.argmax(scores))
+        if self.max_shift is None:
+            return free
+        if self._mask_for != self.max_shift:  # called once per window: the mask is cached
+            k = np.arange(len(scores))
+            self._mask = np.where(np.minimum(k, len(scores) - k) > self.max_shift, -np.inf, 0.0)
+            self._mask_for = self.max_shift
+        bounded = int(np.argmax(scores + self._mask))
+        if bounded == free or self.escape_nats is None or n_windows < self.escape_min_windows:
+            return bounded
         n_eff = min(n_windows, self.halflife / math.log(2.0))  # forgetting caps the evidence's weight
         if scores[free] - scores[bounded] > self.escape_nats * n_eff:
             return free
