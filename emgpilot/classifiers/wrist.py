@@ -35,6 +35,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -129,14 +130,28 @@ def shift_evidence(model: WristModel, feats: np.ndarray) -> np.ndarray:
     return shift_log_likelihood(model, feats) * (1.0 - p_rest)[:, None]
 
 
+@lru_cache(maxsize=16)
+def _bound_mask(n: int, max_shift: int) -> np.ndarray:
+    """0 for the shifts within ``max_shift`` electrodes of 0 (around a ring of ``n``), -inf beyond."""
+    k = np.arange(n)
+    mask = np.where(np.minimum(k, n - k) > max_shift, -np.inf, 0.0)
+    mask.flags.writeable = False
+    return mask
+
+
+@lru_cache(maxsize=16)
+def _ring_index(n: int, k: int, offset: int) -> np.ndarray:
+    """``idx[j, i] = (i + j + offset) % n``: row j picks ``np.roll(x, -(j + offset))`` of a ring of ``n``."""
+    idx = (np.arange(n)[None, :] + np.arange(k)[:, None] + offset) % n
+    idx.flags.writeable = False
+    return idx
+
+
 def best_shift(scores: np.ndarray, max_shift: int | None = None) -> int:
     """The shift with the highest score among those within ``max_shift`` electrodes of 0."""
     scores = np.asarray(scores, dtype=np.float64)
     if max_shift is not None:
-        n = len(scores)
-        k = np.arange(n)
-        far = np.minimum(k, n - k) > max_shift
-        scores = np.where(far, -np.inf, scores)
+        scores = scores + _bound_mask(len(scores), int(max_shift))
     return int(np.argmax(scores))
 
 
@@ -178,8 +193,6 @@ class RotationEstimator:
     escape_min_windows: int = 200
     scores: np.ndarray = field(init=False)
     n_windows: int = field(init=False, default=0)
-    _mask: np.ndarray = field(init=False, repr=False, default_factory=lambda: np.zeros(0))
-    _mask_for: int | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         self.reset()
@@ -216,11 +229,7 @@ class RotationEstimator:
         free = int(np.argmax(scores))
         if self.max_shift is None:
             return free
-        if self._mask_for != self.max_shift:  # called once per window: the mask is cached
-            k = np.arange(len(scores))
-            self._mask = np.where(np.minimum(k, len(scores) - k) > self.max_shift, -np.inf, 0.0)
-            self._mask_for = self.max_shift
-        bounded = int(np.argmax(scores + self._mask))
+        bounded = best_shift(scores, self.max_shift)
         if bounded == free or self.escape_nats is None or n_windows < self.escape_min_windows:
             return bounded
         n_eff = min(n_windows, self.halflife / math.log(2.0))  # forgetting caps the evidence's weight
@@ -253,9 +262,7 @@ def _circ_conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarra
     k = weight.shape[2]
     half = k // 2
     e = x.shape[2]
-    # taps[..., j, i] = x[..., (i - half + j) % e], i.e. np.roll(x, half - j) for each tap j.
-    idx = (np.arange(e)[None, :] - half + np.arange(k)[:, None]) % e
-    taps = x[:, :, idx]  # [B, Cin, K, E]
+    taps = x[:, :, _ring_index(e, k, -half)]  # [B, Cin, K, E]: tap j is np.roll(x, half - j)
     b, cin = taps.shape[:2]
     return np.matmul(weight.reshape(weight.shape[0], cin * k), taps.reshape(b, cin * k, e)) + bias[None, :, None]
 
@@ -343,12 +350,12 @@ class WristModel:
         networks: the mean of their log-probabilities over all (shift, class) pairs.
         """
         h0 = (np.asarray(feats, dtype=np.float32) - self._mean) / self._std
+        c = h0.shape[2]
+        idx = _ring_index(c, c, 0)  # row s: np.roll(h, -s), every shift at once
         out = []
         for t in self._members:
             h = self._conv(h0, t)
-            b, nh, c = h.shape
-            # rolled[:, s, :, i] = h[:, :, (i + s) % c], i.e. np.roll(h, -s) for every shift s.
-            idx = (np.arange(c)[None, :] + np.arange(c)[:, None]) % c
+            b, nh = h.shape[:2]
             rolled = np.moveaxis(h[:, :, idx], 2, 1).reshape(b * c, nh, c)
             out.append(self._head(rolled, t).reshape(b, c, -1))
         if len(out) == 1:
