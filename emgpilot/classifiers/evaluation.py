@@ -328,8 +328,7 @@ def evaluate_session(
         pipeline_factory = build_pipeline
     # A wearer who declared their arm (a left-arm Myo mirrors the electrode ring) is scored with
     # that setting, as they would have set it in the app.
-    arm = declared_arm(session.metadata)
-    pipeline = pipeline_factory(sources, with_wearer_arm(cfg, arm) if arm else cfg)
+    pipeline = pipeline_factory(sources, with_wearer_arm(cfg, declared_arm(session.metadata)))
 
     gestures: list[GestureEvent] = []
     decisions: list[Chunk] = []
