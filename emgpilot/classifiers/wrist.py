@@ -107,7 +107,11 @@ def roll_channels(x: np.ndarray, shift: int, axis: int = -1) -> np.ndarray:
 
 def shift_log_likelihood(model: WristModel, feats: np.ndarray) -> np.ndarray:
     """``log p(shift | window)`` ``[B, C]`` from the joint (gesture, shift) scores of the network."""
-    z = model.logits_all_shifts(feats)  # [B, C, K]
+    return _shift_log_likelihood(model.logits_all_shifts(feats))
+
+
+def _shift_log_likelihood(z: np.ndarray) -> np.ndarray:
+    """``log p(shift | window)`` from joint logits ``z [B, C, K]``."""
     flat = z.reshape(z.shape[0], -1)
     m = flat.max(axis=1, keepdims=True)
     lse_all = m[:, 0] + np.log(np.exp(flat - m).sum(axis=1))
@@ -127,7 +131,7 @@ def shift_evidence(model: WristModel, feats: np.ndarray) -> np.ndarray:
     p = np.exp(flat - flat.max(axis=1, keepdims=True))
     p = (p / p.sum(axis=1, keepdims=True)).reshape(z.shape)
     p_rest = p[:, :, model.classes.index("rest")].sum(axis=1)
-    return shift_log_likelihood(model, feats) * (1.0 - p_rest)[:, None]
+    return _shift_log_likelihood(z) * (1.0 - p_rest)[:, None]
 
 
 @lru_cache(maxsize=16)
