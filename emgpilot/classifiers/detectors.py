@@ -395,6 +395,7 @@ class ActivationDetector(WindowedDetector):
         mirror: bool = False,
         max_shift: int | None = None,
         escape_nats: float | None = None,
+        prior_shift: int = 0,
     ) -> None:
         if rotation_mode not in ROTATION_MODES:
             raise ValueError(f"wrist rotation mode must be one of {ROTATION_MODES}, not {rotation_mode!r}")
@@ -404,6 +405,7 @@ class ActivationDetector(WindowedDetector):
         self.mirror = bool(mirror)
         self.max_shift = max_shift
         self.escape_nats = escape_nats
+        self.prior_shift = int(prior_shift)
         self.rotation_mode = _resolve_rotation_mode(rotation_mode, wrist)
         # With a wrist model the windows are the model's (both see the same samples).
         super().__init__("activation", source, cfg, window=None if wrist is None else int(wrist.window))
@@ -432,7 +434,7 @@ class ActivationDetector(WindowedDetector):
             from emgpilot.classifiers.wrist import RotationEstimator
 
             self._estimator = RotationEstimator(
-                model=self.wrist, max_shift=self.max_shift, escape_nats=self.escape_nats
+                model=self.wrist, max_shift=self.max_shift, escape_nats=self.escape_nats, prior_shift=self.prior_shift
             )
         n_feat = 0
         if self.rotation_mode == "infomax":
@@ -468,6 +470,11 @@ class ActivationDetector(WindowedDetector):
         if self._estimator is not None:
             return int(self._estimator.shift)
         return self._im_shift
+
+    @property
+    def rotation_windows(self) -> int:
+        """Active windows the rotation estimate rests on (0 without an estimator)."""
+        return self._estimator.n_windows if self._estimator is not None else 0
 
     def features(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rms = np.sqrt(np.mean(windows * windows, axis=1))
@@ -525,8 +532,7 @@ class ActivationDetector(WindowedDetector):
                 ev = _tiled(lambda f: shift_evidence(self.wrist, f), feats[teach])
                 evidence = dict(zip(teach.tolist(), ev, strict=True))
             decay = 0.5 ** (1.0 / est.halflife)
-            prior = np.zeros_like(est.scores)
-            prior[0] = est.prior_nats
+            prior = est.prior()
             for i in range(len(feats)):
                 shifts[i] = est.choose(est.scores, est.n_windows)
                 free[i] = int(np.argmax(est.scores))

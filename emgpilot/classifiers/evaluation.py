@@ -108,6 +108,10 @@ class SessionResult:
     baseline: BaselineResult | None = None
     timeline: Timeline | None = None
     error: str | None = None
+    rotation_prior: int | None = None
+    """The armband rotation the session started from (a returning wearer), if any."""
+    learnt_rotation: int | None = None
+    """The armband rotation the session ended with (see :func:`emgpilot.wearer.learnt_rotation`)."""
 
     @property
     def ok(self) -> bool:
@@ -130,6 +134,8 @@ class SessionResult:
         d["baseline_window_CA"] = self.baseline.ca if self.baseline else math.nan
         d["baseline"] = self.baseline.to_dict() if self.baseline else None
         d["realtime_factor"] = self.duration_s / self.cpu_s if self.cpu_s > 0 else math.nan
+        d["rotation_prior"] = self.rotation_prior
+        d["learnt_rotation"] = self.learnt_rotation
         return d
 
 
@@ -292,6 +298,7 @@ def evaluate_session(
     pipeline_factory: Callable[[list[StreamInfo], Any], Any] | None = None,
     feed_gaps: bool = FEED_GAPS,
     block_s: float | None = OFFLINE_BLOCK_S,
+    rotation_prior: int | None = None,
 ) -> SessionResult:
     """Run the pipeline over one session as live, then score it.
 
@@ -306,8 +313,12 @@ def evaluate_session(
     feed_gaps : push the inputs' GapEvents into the pipeline (see :data:`FEED_GAPS`).
     block_s : push chunks joined into blocks of this many data-seconds (:func:`offline_blocks`;
         None or 0: the inputs' own chunks). The results do not depend on it, only the speed.
+    rotation_prior : start the armband rotation estimate from this electrode shift (a returning
+        wearer, see :mod:`emgpilot.wearer`); None: the configuration's.
     """
-    result = SessionResult(name=session.name, source=session.source, dataset=session.dataset)
+    result = SessionResult(
+        name=session.name, source=session.source, dataset=session.dataset, rotation_prior=rotation_prior
+    )
     cues = [m for m in session.messages if isinstance(m, CueEvent)]
     if not cues:
         result.error = f"{session.source or session.name}: no cue stream (ground truth) to score against"
@@ -323,12 +334,14 @@ def evaluate_session(
         feed.extend(gaps)
     feed.sort(key=message_time)  # stable: each stream keeps its own order
     from emgpilot.build import build_pipeline, declared_arm, with_wearer_arm
+    from emgpilot.wearer import learnt_rotation, with_rotation_prior
 
     if pipeline_factory is None:
         pipeline_factory = build_pipeline
     # A wearer who declared their arm (a left-arm Myo mirrors the electrode ring) is scored with
     # that setting, as they would have set it in the app.
-    pipeline = pipeline_factory(sources, with_wearer_arm(cfg, declared_arm(session.metadata)))
+    run_cfg = with_rotation_prior(with_wearer_arm(cfg, declared_arm(session.metadata)), rotation_prior)
+    pipeline = pipeline_factory(sources, run_cfg)
 
     gestures: list[GestureEvent] = []
     decisions: list[Chunk] = []
@@ -351,6 +364,7 @@ def evaluate_session(
         collect(pipeline.push(msg))
     collect(pipeline.finish())
     result.cpu_s = time.process_time() - cpu0
+    result.learnt_rotation = learnt_rotation(pipeline)
 
     chunk_times = [(float(c.t[0]), c.t_end) for c in feed if isinstance(c, Chunk) and len(c)]
     if not chunk_times:
@@ -449,8 +463,14 @@ def evaluate_inputs(
     progress: bool = True,
     baseline: bool = True,
     feed_gaps: bool = FEED_GAPS,
+    returning: bool = False,
 ) -> list[SessionResult]:
-    """Evaluate every input; a failing input becomes a result with ``error`` set."""
+    """Evaluate every input; a failing input becomes a result with ``error`` set.
+
+    With ``returning``, the sessions of one input (one person's file, in recorded order) are
+    scored as a returning wearer would run them: each starts from the armband rotation the
+    previous one learnt (:mod:`emgpilot.wearer`). The first session of every input starts fresh.
+    """
     from tqdm import tqdm
 
     results: list[SessionResult] = []
@@ -465,10 +485,20 @@ def evaluate_inputs(
             continue
         if not sessions:
             results.append(SessionResult(name=spec.label, source=spec.label, error=f"{spec.label}: holds no session"))
+        prior: int | None = None
         for session in sessions:
-            res = evaluate_session(session, cfg, keep_timeline=keep_timeline, baseline=baseline, feed_gaps=feed_gaps)
+            res = evaluate_session(
+                session,
+                cfg,
+                keep_timeline=keep_timeline,
+                baseline=baseline,
+                feed_gaps=feed_gaps,
+                rotation_prior=prior if returning else None,
+            )
             if res.error:
                 log.debug("%s", res.error)
+            elif res.learnt_rotation is not None:
+                prior = res.learnt_rotation
             results.append(res)
     bar.close()
     return results

@@ -113,6 +113,9 @@ class RecognitionConfig:
     wrist_rotation_escape : a rotation beyond that bound is still taken when, after 200 taught
         windows, its evidence leads by more than this many nats per window (a band clearly worn
         further round); -1: never.
+    wrist_rotation_prior : the electrode shift the estimate starts from, and the bound's centre:
+        0 = the standard placement; a returning wearer's profile (:mod:`emgpilot.wearer`) puts the
+        rotation their armband had last time here.
     """
 
     enabled: bool = True
@@ -120,6 +123,7 @@ class RecognitionConfig:
     wrist_rotation: str = "auto"
     wrist_max_rotation: int = 1
     wrist_rotation_escape: float = 0.5
+    wrist_rotation_prior: int = 0
     activation: DetectorConfig = field(default_factory=DetectorConfig)
     fist: DetectorConfig = field(default_factory=DetectorConfig)
     stiffen: StiffenDetectorConfig = field(default_factory=StiffenDetectorConfig)
@@ -179,6 +183,7 @@ def recognition_stages(
             mirror=left,
             max_shift=cfg.wrist_max_rotation if bounded else None,
             escape_nats=cfg.wrist_rotation_escape if cfg.wrist_rotation_escape >= 0 else None,
+            prior_shift=cfg.wrist_rotation_prior,
         )
         stages.append(activation)
         stages.append(FistDetector(src, cfg.fist))

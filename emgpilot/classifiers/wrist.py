@@ -187,6 +187,8 @@ class RotationEstimator:
     escape_nats, escape_min_windows : with a bound, a shift beyond it is still taken once at
         least ``escape_min_windows`` windows were taught and it leads the best bounded shift by
         more than ``escape_nats`` per window (None: never).
+    prior_shift : where the prior (and the bound) is centred: 0 = the standard placement, or
+        the rotation this wearer's armband had last time (a returning wearer).
     """
 
     model: WristModel
@@ -195,15 +197,22 @@ class RotationEstimator:
     max_shift: int | None = None
     escape_nats: float | None = None
     escape_min_windows: int = 200
+    prior_shift: int = 0
     scores: np.ndarray = field(init=False)
     n_windows: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
+        self.prior_shift = int(self.prior_shift) % self.model.channels
         self.reset()
 
+    def prior(self) -> np.ndarray:
+        """The prior scores: ``prior_nats`` on ``prior_shift``, 0 elsewhere."""
+        prior = np.zeros(self.model.channels)
+        prior[self.prior_shift] = self.prior_nats
+        return prior
+
     def reset(self) -> None:
-        self.scores = np.zeros(self.model.channels)
-        self.scores[0] = self.prior_nats
+        self.scores = self.prior()
         self.n_windows = 0
 
     def update(self, windows: np.ndarray) -> int:
@@ -212,10 +221,11 @@ class RotationEstimator:
 
     def update_features(self, feats: np.ndarray) -> int:
         """Like :meth:`update` for precomputed features ``[B, F, C]``."""
+        if len(feats) == 0:
+            return self.shift
         ev = shift_evidence(self.model, feats)
         decay = 0.5 ** (1.0 / self.halflife)
-        prior = np.zeros_like(self.scores)
-        prior[0] = self.prior_nats
+        prior = self.prior()
         for row in ev:
             # Forget towards the prior, not towards zero, so the prior never fades away entirely.
             self.scores = prior + decay * (self.scores - prior) + row
@@ -233,7 +243,8 @@ class RotationEstimator:
         free = int(np.argmax(scores))
         if self.max_shift is None:
             return free
-        bounded = best_shift(scores, self.max_shift)
+        c = self.prior_shift
+        bounded = (best_shift(np.roll(scores, -c), self.max_shift) + c) % len(scores)
         if bounded == free or self.escape_nats is None or n_windows < self.escape_min_windows:
             return bounded
         n_eff = min(n_windows, self.halflife / math.log(2.0))  # forgetting caps the evidence's weight

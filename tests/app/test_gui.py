@@ -758,3 +758,49 @@ def test_line_item_joins_runs_of_finite_points_and_never_has_empty_bounds(qapp):
     assert item.boundingRect().isEmpty() and not item._polylines
     with pytest.raises(ValueError, match="one length"):
         item.setData(x, y[:5])
+
+
+def test_a_wearer_profile_is_kept_between_sessions(qapp, tmp_path, no_leaks):
+    """Closing a session stores the armband rotation it learnt; the wearer's next session starts there."""
+    from emgpilot.app.gui.session import Session
+    from emgpilot.wearer import load_profile
+
+    def spec() -> SessionSpec:
+        return SessionSpec(
+            source="synthetic",
+            seed=3,
+            speed=math.inf,
+            drone="none",
+            demo_idle=False,
+            manual=True,
+            wearer="ana",
+            profile_dir=str(tmp_path),
+        )
+
+    first = Session(spec())
+    first.start()
+    first.advance(150.0)
+    learnt = first.pipeline.stages[[s.name for s in first.pipeline.stages].index("detector.activation")]
+    assert learnt.rotation_windows >= 100
+    first.close()
+    profile = load_profile("ana", tmp_path)
+    assert profile.wrist_rotation == learnt.electrode_shift and profile.sessions == 1
+    second = Session(spec())
+    try:
+        assert second.cfg.recognition.wrist_rotation_prior == profile.wrist_rotation
+    finally:
+        second.close()
+    assert load_profile("ana", tmp_path).sessions == 1  # the second session learnt nothing new
+
+
+def test_the_wearer_field_goes_into_the_spec_and_the_settings(qtbot, tmp_path, no_leaks):
+    win = make_window(qtbot, tmp_path, None)
+    win.wearer_edit.setText(" ana ")
+    assert win.spec_from_controls().wearer == "ana"
+    win.wearer_edit.setText("")
+    assert win.spec_from_controls().wearer is None
+    win.wearer_edit.setText("ana")
+    win._save_settings()
+    from emgpilot.app.gui.settings import GuiSettings
+
+    assert GuiSettings.load(tmp_path / "gui.toml").wearer == "ana"

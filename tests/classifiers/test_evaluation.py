@@ -12,7 +12,9 @@ import pytest
 
 from emgpilot.classifiers.evaluation import (
     EvaluationError,
+    InputSpec,
     Session,
+    SessionResult,
     evaluate_inputs,
     evaluate_session,
     path_inputs,
@@ -177,3 +179,36 @@ def test_decisions_inside_data_gaps_are_not_scored():
     s.messages.append(GapEvent(t=20.0, source_stream=FOREARM_EMG.name, t_resume=22.0, reason="test"))
     gapped = evaluate_session(s, pipeline_factory=stand_in_factory)
     assert full.windows.n - gapped.windows.n in (39, 40)  # 20 s < t < 22 s every 50 ms, give or take rounding
+
+
+def test_a_returning_wearer_starts_each_session_from_the_rotation_the_last_one_learnt(monkeypatch):
+    from emgpilot.classifiers import evaluation
+
+    learnt = {"s1": 1, "s2": None, "s3": 2, "other": 5}
+    calls = []
+
+    def fake(session, cfg=None, rotation_prior=None, **kwargs):
+        calls.append((session.name, rotation_prior))
+        return SessionResult(name=session.name, source="", learnt_rotation=learnt[session.name])
+
+    monkeypatch.setattr(evaluation, "evaluate_session", fake)
+    person = InputSpec("person.npz", lambda: [Session(n, [], []) for n in ("s1", "s2", "s3")])
+    other = InputSpec("other.npz", lambda: [Session("other", [], [])])
+    evaluate_inputs([person, other], progress=False, returning=True)
+    # s2 learnt nothing (too few gestures): s3 still starts from s1's rotation; every file starts fresh.
+    assert calls == [("s1", None), ("s2", 1), ("s3", 1), ("other", None)]
+    calls.clear()
+    evaluate_inputs([person, other], progress=False)
+    assert [prior for _, prior in calls] == [None] * 4
+
+
+def test_the_rotation_prior_reaches_the_pipeline_configuration():
+    seen = []
+
+    def factory(sources, cfg):
+        seen.append(cfg.recognition.wrist_rotation_prior)
+        return stand_in_factory(sources, cfg)
+
+    res = evaluate_session(cued_session(n_reps=1), pipeline_factory=factory, baseline=False, rotation_prior=3)
+    assert seen == [3] and res.rotation_prior == 3 and res.to_dict()["rotation_prior"] == 3
+    assert res.learnt_rotation is None  # the stand-in has no rotation estimate

@@ -262,6 +262,7 @@ def test_electrode_gain_augmentation_matches_what_a_gain_does_to_the_features():
     g = rng.normal(0, 0.25, size=8)
     base, scaled = window_features(x), window_features(x * np.exp(g).astype(np.float32))
     names = list(wt.FEATURE_NAMES)
+
     # _EPS inside the logs makes the shift approximate for tiny amplitudes; these are large.
     def shift(f: str) -> np.ndarray:
         return scaled[:, names.index(f)] - base[:, names.index(f)]
@@ -305,3 +306,17 @@ def test_a_band_clearly_worn_further_round_escapes_the_bound(model):
     assert est.choose(scores, 400) == 0  # 150 nats over 400 windows: not clear enough
     assert est.choose(scores, 250) == 4  # 0.6 nats per window
     assert RotationEstimator(model, max_shift=1).choose(scores, 10_000) == 0  # no escape configured
+
+
+def test_a_returning_wearer_starts_from_their_last_rotation(model):
+    """The prior (and the bound) sit on ``prior_shift``: a wearer whose band sat one electrode round
+    last time is classified at that shift from the first window, and can still move from it."""
+    est = RotationEstimator(model, max_shift=1, prior_shift=1)
+    assert est.shift == 1 and est.scores[1] == est.prior_nats
+    scores = np.array([0.0, 5.0, 9.0, 1.0, 2.0, 3.0, 4.0, 6.0])
+    assert est.choose(scores, 10) == 2  # shifts 0, 1, 2 allowed around 1
+    assert RotationEstimator(model, max_shift=1).choose(scores, 10) == 7  # 7, 0, 1 around 0
+    est.update_features(np.zeros((0, 6, 8), np.float32))
+    est.reset()
+    np.testing.assert_array_equal(est.scores, est.prior())
+    assert RotationEstimator(model, prior_shift=-1).prior_shift == 7

@@ -44,6 +44,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="do not push the inputs' data-gap events into the pipeline (a live device does)",
     )
+    p.add_argument(
+        "--returning",
+        action="store_true",
+        help="score each file's sessions as a returning wearer: each starts from the armband rotation the previous "
+        "one learnt (a wearer profile); the first session of every file starts fresh",
+    )
     p.set_defaults(func=run)
 
 
@@ -94,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         baseline=not args.no_baseline,
         feed_gaps=not args.ignore_gaps,
+        returning=args.returning,
     )
     summary = summarize(results)
     command = "emgpilot evaluate " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 1 else ""

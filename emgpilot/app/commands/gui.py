@@ -32,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", help="BLED112 dongle serial port (--source myo)")
     p.add_argument("--upper-arm-port", help="MyoWare microcontroller serial port")
     p.add_argument("--seed", type=int, default=0, help="synthetic arm seed")
+    p.add_argument("--wearer", metavar="NAME", help="wearer profile (armband rotation remembered between sessions)")
     p.add_argument("--speed", default="1", help="synthetic arm / replay speed: 1, N or max")
     p.add_argument("--screenshot", metavar="PNG", help="run --seconds of data, save a PNG of the window, exit")
     p.add_argument("--seconds", type=float, default=20.0, help="data seconds before --screenshot (default 20)")
@@ -99,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
     if spec is not None:
         spec.config = args.config
         spec.mapping = args.mapping
+        spec.wearer = args.wearer
     return launch(spec, screenshot=args.screenshot, settings=args.settings)
 
 
@@ -195,5 +197,6 @@ def run_gui_from_run_args(args: argparse.Namespace) -> int:
         demo_idle=False,
         record=getattr(args, "record", None),
         takeoff=bool(getattr(args, "takeoff", False)),
+        wearer=getattr(args, "wearer", None),
     )
     return launch(spec)

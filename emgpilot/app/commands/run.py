@@ -29,6 +29,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--speed", default="1", help="1 (real time), N (N x faster) or max (synthetic/replay)")
     p.add_argument("--seed", type=int, default=0, help="synthetic arm: wearer and schedule seed")
     p.add_argument("--config", help="pipeline configuration TOML")
+    p.add_argument(
+        "--wearer",
+        metavar="NAME",
+        help="wearer profile: start from the armband rotation this wearer's last session learnt, and keep "
+        "what this session learns (see emgpilot.wearer)",
+    )
     p.add_argument("--json", action="store_true", help="print the run summary as JSON")
     p.add_argument(
         "--drone",
@@ -59,11 +65,16 @@ def run(args: argparse.Namespace) -> int:
 
             return run_gui_from_run_args(args)
         log.warning("GUI not available; running headless")
+    from emgpilot.wearer import apply_profile, load_profile
+
     try:
         speed = parse_speed(args.speed)
         cfg = load_pipeline_config(args.config)
+        profile = load_profile(args.wearer) if args.wearer else None
     except (ValueError, ConfigError) as e:
         raise CLIError(str(e)) from e
+    if profile is not None:
+        cfg = apply_profile(cfg, profile)
     device = open_source(args, speed=speed)
     pipeline = build_pipeline(device.streams(), cfg)
     recorder = None
@@ -100,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
         if recorder is not None:
             recorder.close()
     wall = time.perf_counter() - wall0
+    if profile is not None:
+        _save_profile(profile, pipeline, cfg)
     summary = {
         "source": args.source,
         "duration_s": round(stats.duration_s, 3),
@@ -121,6 +134,18 @@ def run(args: argparse.Namespace) -> int:
         if args.record:
             print(f"recorded to {args.record}")
     return 0
+
+
+def _save_profile(profile, pipeline, cfg) -> None:
+    """Keep what this session learnt about the wearer (a failure to write is reported, not fatal)."""
+    from emgpilot.wearer import save_profile, updated_profile
+
+    try:
+        path = save_profile(updated_profile(profile, pipeline, cfg))
+    except OSError as e:
+        log.error("wearer profile %s not saved: %s", profile.name, e)
+    else:
+        log.info("wearer profile saved to %s", path)
 
 
 def _pilot_streams(args: argparse.Namespace) -> list:

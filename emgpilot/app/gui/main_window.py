@@ -253,6 +253,13 @@ class MainWindow(QtWidgets.QMainWindow):
         row.addWidget(self.recording_edit, 1)
         row.addWidget(browse)
         sl.addRow(row)
+        self.wearer_edit = QtWidgets.QLineEdit(self.settings.wearer)
+        self.wearer_edit.setPlaceholderText("name (remembers the armband rotation)")
+        self.wearer_edit.setToolTip(
+            "Wearer profile: the rotation estimate starts from where this wearer's armband sat last time "
+            "and the profile is updated when the session closes. Empty: start from the standard placement."
+        )
+        sl.addRow("Wearer", self.wearer_edit)
         lay.addWidget(src)
 
         drone = QtWidgets.QGroupBox("Drone")
@@ -399,6 +406,7 @@ class MainWindow(QtWidgets.QMainWindow):
             mapping=self.mapping_edit.text().strip() or None,
             myo_port=self.port_edit.text().strip() or None,
             upper_arm_port=self.upper_edit.text().strip() or None,
+            wearer=self.wearer_edit.text().strip() or None,
         )
 
     def open_session(self, spec: SessionSpec) -> bool:
@@ -436,6 +444,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self._select(self.drone_combo, spec.drone)
         if spec.recording:
             self.recording_edit.setText(spec.recording)
+        if spec.wearer:
+            self.wearer_edit.setText(spec.wearer)
         replay = self.replay_device
         self.replay_box.setEnabled(replay is not None)
         if replay is not None:
@@ -457,7 +467,17 @@ class MainWindow(QtWidgets.QMainWindow):
             self.record_button.setChecked(True)
             self.record_button.setText("Stop")
             self.record_button.blockSignals(False)
-        self._message(f"{spec.source} \u2192 {spec.drone}: running")
+        profile = session.profile
+        known = (
+            ""
+            if profile is None
+            else (
+                f" (wearer {profile.name}: armband rotation {profile.wrist_rotation:+d} from last time)"
+                if profile.wrist_rotation is not None
+                else f" (wearer {profile.name}: new)"
+            )
+        )
+        self._message(f"{spec.source} \u2192 {spec.drone}: running{known}")
         return True
 
     def close_session(self, announce: bool = True) -> None:
@@ -929,6 +949,7 @@ class MainWindow(QtWidgets.QMainWindow):
         st.recording = self.recording_edit.text().strip()
         st.myo_port = self.port_edit.text().strip()
         st.upper_arm_port = self.upper_edit.text().strip()
+        st.wearer = self.wearer_edit.text().strip()
         st.window_s = self.window_s
         st.cue_gestures = [
             self.cue_list.item(i).text()

@@ -86,6 +86,10 @@ class SessionSpec:
     """Take off as soon as the drone is connected (the command line's explicit ``--takeoff``)."""
     manual: bool = False
     """No runner thread: the caller steps the session with :meth:`Session.advance` (tests, benchmarks)."""
+    wearer: str | None = None
+    """Wearer profile name: the session starts from what it remembers and updates it on close."""
+    profile_dir: str | None = None
+    """Folder of the wearer profiles (None: the user's data folder)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -313,10 +317,14 @@ class Session:
     def __init__(self, spec: SessionSpec, device: Device | None = None) -> None:
         from emgpilot.build import build_pipeline, load_pipeline_config
         from emgpilot.signals.runner import SessionRunner
+        from emgpilot.wearer import apply_profile, load_profile
 
         self.spec = spec
-        self.device = TimedDevice(device if device is not None else open_device(spec))
         self.cfg = load_pipeline_config(spec.config)
+        self.profile = load_profile(spec.wearer, spec.profile_dir) if spec.wearer else None
+        if self.profile is not None:
+            self.cfg = apply_profile(self.cfg, self.profile)
+        self.device = TimedDevice(device if device is not None else open_device(spec))
         self.pipeline = build_pipeline(self.device.streams(), self.cfg)
         self.recorder = RecorderSwitch()
         self.actions = ActionThread()
@@ -415,6 +423,13 @@ class Session:
                 except Exception as e:  # closing must go on: the recorder and the virtual drone still need closing
                     log.exception("closing the drone failed")
                     errors.append(e)
+            if self.profile is not None:
+                self.closing_stage = "saving the wearer profile"
+                try:
+                    self._save_profile()
+                except OSError as e:  # reported; the recording and the virtual drone still close
+                    log.exception("saving the wearer profile failed")
+                    errors.append(e)
             self.closing_stage = "closing the recording"
             try:
                 self.recorder.stop()
@@ -437,6 +452,14 @@ class Session:
             self.closing_stage = "closed"
         if errors:
             raise errors[0]
+
+    def _save_profile(self) -> None:
+        from emgpilot.wearer import save_profile, updated_profile
+
+        assert self.profile is not None
+        self.profile = updated_profile(self.profile, self.pipeline, self.cfg)
+        path = save_profile(self.profile, self.spec.profile_dir)
+        log.info("wearer profile saved to %s", path)
 
     def _join_emergencies(self, timeout: float) -> None:
         with self._emergency_lock:

@@ -32,6 +32,7 @@ class GuiSettings:
     recording: str = ""
     myo_port: str = ""
     upper_arm_port: str = ""
+    wearer: str = ""
     record_dir: str = ""
     seed: int = 0
     window_s: float = 10.0

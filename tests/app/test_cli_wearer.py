@@ -1,0 +1,37 @@
+"""``emgpilot run --wearer``: the wearer profile is read before and written after the session."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from emgpilot.app.cli import main
+from emgpilot.wearer import default_profile_dir
+
+
+@pytest.fixture
+def data_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    return tmp_path
+
+
+def test_a_headless_run_writes_the_wearer_profile(data_home, capsys):
+    assert main(["run", "--headless", "--duration", "20", "--speed", "max", "--wearer", "ana"]) == 0
+    path = default_profile_dir() / "ana.json"
+    assert str(path).startswith(str(data_home))
+    profile = json.loads(path.read_text(encoding="utf-8"))
+    assert profile["name"] == "ana"
+    # 20 s of the synthetic arm is too little to trust a rotation estimate: none is stored yet.
+    assert profile["wrist_rotation"] is None and profile["sessions"] == 0
+
+
+def test_a_bad_wearer_name_or_profile_is_a_clear_error(data_home, capsys):
+    assert main(["run", "--headless", "--duration", "1", "--speed", "max", "--wearer", "../x"]) != 0
+    assert "wearer name" in capsys.readouterr().err
+    folder = default_profile_dir()
+    folder.mkdir(parents=True)
+    (folder / "ana.json").write_text("{broken", encoding="utf-8")
+    assert main(["run", "--headless", "--duration", "1", "--speed", "max", "--wearer", "ana"]) != 0
+    assert "unreadable" in capsys.readouterr().err
+    assert (folder / "ana.json").read_text(encoding="utf-8") == "{broken"
