@@ -62,6 +62,12 @@ class WearerProfile:
         return asdict(self)
 
 
+def signed_shift(shift: int, channels: int = 8) -> int:
+    """An electrode shift as the nearest signed turn (7 -> -1): how far round the band sits."""
+    shift %= channels
+    return shift - channels if shift > channels // 2 else shift
+
+
 def default_profile_dir() -> Path:
     from platformdirs import user_data_dir
 

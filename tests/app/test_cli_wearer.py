@@ -35,3 +35,23 @@ def test_a_bad_wearer_name_or_profile_is_a_clear_error(data_home, capsys):
     assert main(["run", "--headless", "--duration", "1", "--speed", "max", "--wearer", "ana"]) != 0
     assert "unreadable" in capsys.readouterr().err
     assert (folder / "ana.json").read_text(encoding="utf-8") == "{broken"
+
+
+def test_wearers_lists_and_forgets_profiles(tmp_path, capsys):
+    from emgpilot.wearer import WearerProfile, save_profile
+
+    assert main(["wearers", "--dir", str(tmp_path)]) == 0
+    assert "no wearer profiles" in capsys.readouterr().out
+    save_profile(WearerProfile(name="ana", arm="right", wrist_rotation=7, sessions=2), tmp_path)
+    (tmp_path / "bad.json").write_text("{x", encoding="utf-8")
+    assert main(["wearers", "--dir", str(tmp_path)]) == 0
+    out = capsys.readouterr()
+    assert "ana" in out.out and "-1" in out.out  # shift 7 is one electrode the other way
+    assert "bad.json" in out.err and "unreadable" in out.err
+    assert main(["wearers", "--dir", str(tmp_path), "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [w["name"] for w in listed["wearers"]] == ["ana"] and len(listed["errors"]) == 1
+    assert main(["wearers", "--dir", str(tmp_path), "--forget", "ana"]) == 0
+    assert not (tmp_path / "ana.json").exists() and (tmp_path / "bad.json").exists()
+    assert main(["wearers", "--dir", str(tmp_path), "--forget", "ana"]) != 0
+    assert "no profile" in capsys.readouterr().err

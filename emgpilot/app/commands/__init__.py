@@ -14,6 +14,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "evaluate",
     "bench",
     "devices",
+    "wearers",
     "record",
     "fakedevice",
     "train_wrist",

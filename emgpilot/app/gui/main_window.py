@@ -467,12 +467,14 @@ class MainWindow(QtWidgets.QMainWindow):
             self.record_button.setChecked(True)
             self.record_button.setText("Stop")
             self.record_button.blockSignals(False)
+        from emgpilot.wearer import signed_shift
+
         profile = session.profile
         known = (
             ""
             if profile is None
             else (
-                f" (wearer {profile.name}: armband rotation {profile.wrist_rotation:+d} from last time)"
+                f" (wearer {profile.name}: armband rotation {signed_shift(profile.wrist_rotation):+d} from last time)"
                 if profile.wrist_rotation is not None
                 else f" (wearer {profile.name}: new)"
             )

@@ -1,0 +1,57 @@
+"""``emgpilot wearers``: list, show or forget the stored wearer profiles (see :mod:`emgpilot.wearer`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "wearers",
+        help="list, show or forget wearer profiles (the armband rotation remembered per wearer)",
+        description="Wearer profiles keep the armband rotation a wearer's last session learnt, so their next "
+        "session (run/gui --wearer NAME) starts from it. Lists them, or forgets one.",
+    )
+    p.add_argument("--forget", metavar="NAME", help="delete this wearer's profile")
+    p.add_argument("--dir", metavar="DIR", help="profile folder (default: the user data folder)")
+    p.add_argument("--json", action="store_true", help="print the profiles as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from emgpilot.app.cli import CLIError
+    from emgpilot.wearer import ProfileError, default_profile_dir, load_profile, profile_path, signed_shift
+
+    folder = Path(args.dir) if args.dir else default_profile_dir()
+    if args.forget:
+        try:
+            path = profile_path(args.forget, folder)
+        except ProfileError as e:
+            raise CLIError(str(e)) from e
+        if not path.exists():
+            raise CLIError(f"no profile for wearer {args.forget!r} in {folder}")
+        path.unlink()
+        print(f"forgot wearer {args.forget} ({path})")
+        return 0
+    rows, broken = [], []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            rows.append(load_profile(path.stem, folder))
+        except ProfileError as e:
+            broken.append(str(e))
+    if args.json:
+        print(json.dumps({"folder": str(folder), "wearers": [r.to_dict() for r in rows], "errors": broken}, indent=2))
+    elif not rows and not broken:
+        print(f"no wearer profiles in {folder} (run or gui --wearer NAME creates one)")
+    else:
+        print(f"{'wearer':20s} {'arm':6s} {'rotation':>8s} {'sessions':>8s}  updated")
+        for r in rows:
+            rot = "-" if r.wrist_rotation is None else f"{signed_shift(r.wrist_rotation):+d}"
+            print(f"{r.name:20s} {r.arm or '-':6s} {rot:>8s} {r.sessions:8d}  {r.updated or '-'}")
+    for message in broken:
+        print(f"emgpilot wearers: warning: {message}", file=sys.stderr)
+    return 0
