@@ -17,9 +17,9 @@ import itertools
 import logging
 import math
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -104,44 +104,105 @@ def coalesce(
         yield emit(name)
 
 
-def _pieces(m: Chunk, piece_s: float) -> list[Chunk]:
+def _piece_bounds(m: Chunk, piece_s: float) -> list[int]:
+    """Sample indices cutting ``m`` into pieces of at most ``piece_s`` data seconds (``[0, len]``: whole)."""
     if len(m) > 1 and m.t[-1] - m.t[0] > piece_s:
         edges = np.searchsorted(m.t, np.arange(m.t[0] + piece_s, m.t[-1], piece_s), side="right")
         bounds = [0, *edges.tolist(), len(m)]
-        return [m.slice(a, b) for a, b in itertools.pairwise(bounds) if b > a]
-    return [m]
+        return [a for a, b in itertools.pairwise(bounds) if b > a] + [len(m)]
+    return [0, len(m)]
+
+
+class PacedMessages(Sequence[Message]):
+    """Messages with every chunk cut into pieces of at most ``piece_s`` data seconds, interleaved by
+    time (see :func:`split_for_pacing`), cut only when a piece is read.
+
+    An hour's recording is about half a million pieces: creating them all up front took seconds
+    (the window froze while a recording opened) and memory. This keeps one (message, start, stop,
+    time) entry per piece and slices when asked; :meth:`time` needs no slicing.
+    """
+
+    def __init__(self, msgs: Iterable[Message], piece_s: float) -> None:
+        self._msgs: list[Message] = list(msgs)
+        src: list[int] = []
+        lo: list[int] = []
+        hi: list[int] = []
+        key: list[float] = []
+        group: list[tuple[int, int, int, float]] = []
+        gapped: set[str] = set()
+
+        def add(entries: list[tuple[int, int, int, float]]) -> None:
+            for i, a, b, t in entries:
+                src.append(i)
+                lo.append(a)
+                hi.append(b)
+                key.append(t)
+
+        def close_group() -> None:
+            group.sort(key=lambda e: e[3])  # stable: ties keep file order
+            add(group)
+            group.clear()
+
+        for i, m in enumerate(self._msgs):
+            if isinstance(m, Chunk):
+                bounds = _piece_bounds(m, piece_s)
+                t = m.t
+                pieces = [(i, a, b, float(t[b - 1]) if b > a else -math.inf) for a, b in itertools.pairwise(bounds)]
+                if m.info.name in gapped:
+                    gapped.discard(m.info.name)
+                    close_group()
+                    add([pieces.pop(0)])
+                group.extend(pieces)
+            else:
+                close_group()
+                if isinstance(m, GapEvent):
+                    gapped.add(m.source_stream)
+                add([(i, -1, -1, message_time(m))])
+        close_group()
+        self._src = np.asarray(src, dtype=np.int64)
+        self._lo = np.asarray(lo, dtype=np.int64)
+        self._hi = np.asarray(hi, dtype=np.int64)
+        self.times = np.asarray(key, dtype=np.float64)
+        """``message_time`` of every entry."""
+        self.carries_data = (self._lo < 0) | (self._hi > self._lo)
+        """Entries that are events or non-empty chunk pieces."""
+
+    def __len__(self) -> int:
+        return len(self._src)
+
+    def time(self, i: int) -> float:
+        return float(self.times[i])
+
+    def first_time(self) -> float:
+        """Time of the first sample (or event) of the whole sequence; 0 when it holds none."""
+        firsts = [_first_time(m) for m in self._msgs]
+        known = [t for t in firsts if t is not None]
+        return min(known) if known else 0.0
+
+    @overload
+    def __getitem__(self, i: int) -> Message: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[Message]: ...
+
+    def __getitem__(self, i: int | slice) -> Message | list[Message]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        m = self._msgs[int(self._src[i])]
+        a, b = int(self._lo[i]), int(self._hi[i])
+        if a < 0 or (a == 0 and b == len(m)):
+            return m
+        return m.slice(a, b)
 
 
 def split_for_pacing(msgs: list[Message], piece_s: float) -> list[Message]:
     """Cut chunks into pieces of at most ``piece_s`` data seconds, interleaved by time.
 
     Events and the first chunk of a stream returning after a gap stay barriers (see
-    :func:`coalesce`): pieces are only reordered between two barriers.
+    :func:`coalesce`): pieces are only reordered between two barriers. :class:`PacedMessages`
+    gives the same sequence without cutting every piece up front.
     """
-    out: list[Message] = []
-    group: list[Message] = []
-    gapped: set[str] = set()
-
-    def close_group() -> None:
-        group.sort(key=message_time)  # stable: ties keep file order
-        out.extend(group)
-        group.clear()
-
-    for m in msgs:
-        if isinstance(m, Chunk):
-            pieces = _pieces(m, piece_s)
-            if m.info.name in gapped:
-                gapped.discard(m.info.name)
-                close_group()
-                out.append(pieces.pop(0))
-            group.extend(pieces)
-        else:
-            close_group()
-            if isinstance(m, GapEvent):
-                gapped.add(m.source_stream)
-            out.append(m)
-    close_group()
-    return out
+    return list(PacedMessages(msgs, piece_s))
 
 
 class ReplayDevice:
@@ -197,7 +258,7 @@ class ReplayDevice:
         self.piece_s = float(piece_s)
         self._clock = clock
         self._sleep = sleep
-        self._queue: list[Message] = []
+        self._queue = PacedMessages((), self.piece_s)
         self._pos = 0
         self._iter: Iterator[Message] | None = None
         self._finished = False
@@ -226,8 +287,8 @@ class ReplayDevice:
         if math.isinf(self.speed):
             self._iter = coalesce(src, self.max_block_samples, self.barrier_events)
         else:
-            self._queue = split_for_pacing(list(src), self.piece_s)
-            self._t0 = min((_first_time(m) for m in self._queue if _first_time(m) is not None), default=0.0)
+            self._queue = PacedMessages(src, self.piece_s)
+            self._t0 = self._queue.first_time()
             self._wall0 = self._clock()
 
     def read(self, timeout: float | None = None) -> list[Message]:
@@ -245,7 +306,7 @@ class ReplayDevice:
 
     def stop(self) -> None:
         self._iter = None
-        self._queue = []
+        self._queue = PacedMessages((), self.piece_s)
         self._finished = True
 
     # ----------------------------------------------------------------- extras
@@ -271,7 +332,7 @@ class ReplayDevice:
         if self._pos >= len(self._queue):
             self._finished = True
             return []
-        due_t = message_time(self._queue[self._pos])
+        due_t = self._queue.time(self._pos)
         wait = self._wall0 + (due_t - self._t0) / self.speed - self._clock()
         if wait > 0:
             if timeout is not None and wait > timeout:
@@ -280,7 +341,7 @@ class ReplayDevice:
             self._sleep(wait)
         now_t = self._t0 + (self._clock() - self._wall0) * self.speed
         out: list[Message] = []
-        while self._pos < len(self._queue) and message_time(self._queue[self._pos]) <= now_t:
+        while self._pos < len(self._queue) and self._queue.time(self._pos) <= now_t:
             out.append(self._queue[self._pos])
             self._pos += 1
         if not out:  # clock did not move (fake clock): release the message we waited for

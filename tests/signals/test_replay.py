@@ -221,3 +221,40 @@ def test_coalesce_lets_unconsumed_events_pass_but_keeps_gaps_in_place():
     names = [message_stream(m) for m in out]
     assert names == ["cue", "forearm_emg", "upper_emg", "gap", "upper_emg", "forearm_emg", "upper_emg"]
     assert [len(m) for m in out if isinstance(m, Chunk)] == [8, 60, 20, 4, 20]
+
+
+def test_paced_messages_cut_pieces_interleaved_by_time_and_keep_barriers():
+    from emgpilot.signals.replay import PacedMessages, split_for_pacing
+    from emgpilot.signals.streams import message_time
+
+    emg = Chunk(FOREARM_EMG, np.arange(20) / 200.0, np.arange(160.0).reshape(20, 8))  # 0-95 ms
+    upper = Chunk(UPPER_EMG, np.arange(100) / 1000.0, np.zeros((100, 2)))  # 0-99 ms
+    empty = Chunk(FOREARM_IMU, np.zeros(0), np.zeros((0, FOREARM_IMU.n_channels)))
+    cue = CueEvent(t=0.1, label="fist")
+    gap = GapEvent(t=0.2, source_stream="forearm_emg", t_resume=0.5)
+    back = Chunk(FOREARM_EMG, 0.5 + np.arange(10) / 200.0, np.zeros((10, 8)))  # 500-545 ms
+    older = Chunk(UPPER_EMG, 0.49 + np.arange(5) / 1000.0, np.zeros((5, 2)))  # 490-494 ms
+    msgs = [emg, upper, empty, cue, gap, back, older]
+    paced = PacedMessages(msgs, 0.03)
+    listed = split_for_pacing(msgs, 0.03)
+    assert [message_stream(m) for m in listed] == [
+        "forearm_imu",  # the empty chunk (time -inf) sorts first
+        *["forearm_emg", "upper_emg"] * 4,  # pieces of at most 30 ms, in time order
+        "cue",
+        "gap",
+        "forearm_emg",  # the first piece of a stream back from a gap is a barrier: before the older upper-arm chunk
+        "upper_emg",
+        "forearm_emg",
+    ]
+    np.testing.assert_array_equal(
+        np.concatenate([m.data for m in listed[:9] if message_stream(m) == "forearm_emg"]), emg.data
+    )
+    assert sum(len(m) for m in listed if message_stream(m) == "upper_emg") == 105
+    for i, m in enumerate(listed):
+        assert paced.time(i) == message_time(m)
+        assert bool(paced.carries_data[i]) == (i != 0)
+        if isinstance(m, Chunk):
+            np.testing.assert_array_equal(paced[i].t, m.t)
+    # Messages that are not cut come back as themselves.
+    assert paced[9] is cue and paced[10] is gap and paced[0] is empty and paced[12] is older
+    assert len(paced) == len(listed) == 14 and len(paced[2:5]) == 3

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from emgpilot.signals.recording import Recording, open_recording
-from emgpilot.signals.replay import source_stream_names, split_for_pacing
-from emgpilot.signals.streams import Chunk, Event, Message, StreamInfo, message_time
+from emgpilot.signals.replay import PacedMessages, source_stream_names
+from emgpilot.signals.streams import Message, StreamInfo
 
 _FAST_BATCH = 500  # messages per read while fast-forwarding (keeps the runner responsive to stop)
 
@@ -66,10 +66,10 @@ class ReplaySource:
             raise ValueError(f"replay speed must be positive, not {speed}")
         self.recording = rec
         self._names = source_stream_names(rec)
-        self._msgs = split_for_pacing(list(rec.messages(set(self._names))), 0.02)
-        times = [message_time(m) for m in self._msgs if not (isinstance(m, Chunk) and len(m) == 0)]
-        self.t_first = min(times) if times else 0.0
-        self.t_last = max(times) if times else 0.0
+        self._msgs = PacedMessages(rec.messages(set(self._names)), 0.02)
+        times = self._msgs.times[self._msgs.carries_data]
+        self.t_first = float(times.min()) if len(times) else 0.0
+        self.t_last = float(times.max()) if len(times) else 0.0
         self.start_at = self.t_first + max(0.0, float(start_at))
         self._speed = float(speed)
         self._clock = clock
@@ -147,38 +147,38 @@ class ReplaySource:
             return []
         # fast-forward part: everything before start_at at once
         if not self._forwarded:
-            if message_time(self._msgs[self._pos]) < self.start_at:
-                return self._release(lambda m: message_time(m) < self.start_at, limit=_FAST_BATCH)
+            if self._msgs.time(self._pos) < self.start_at:
+                return self._release(lambda t: t < self.start_at, limit=_FAST_BATCH)
             self._forwarded = True
             self._reanchor()
         if self._paused:
             self._wait(timeout)
             return []
         if math.isinf(self._speed):
-            return self._release(lambda m: True, limit=_FAST_BATCH)
+            return self._release(lambda t: True, limit=_FAST_BATCH)
         now_t = self._anchor_t + (self._clock() - self._anchor_wall) * self._speed
-        due = message_time(self._msgs[self._pos])
+        due = self._msgs.time(self._pos)
         if due > now_t:
             wait = (due - now_t) / self._speed
             self._wait(wait if timeout is None else min(wait, timeout))
             now_t = self._anchor_t + (self._clock() - self._anchor_wall) * self._speed
             if due > now_t or self._paused:
                 return []
-        return self._release(lambda m: message_time(m) <= now_t, limit=None)
+        return self._release(lambda t: t <= now_t, limit=None)
 
     def _wait(self, seconds: float | None) -> None:
         self._wake.clear()
         self._wake.wait(0.05 if seconds is None else max(0.0, seconds))
 
-    def _release(self, keep: Callable[[Message], bool], limit: int | None) -> list[Message]:
+    def _release(self, keep: Callable[[float], bool], limit: int | None) -> list[Message]:
+        """Messages from the current position while ``keep(message time)``, at most ``limit``."""
         out: list[Message] = []
-        while self._pos < len(self._msgs) and keep(self._msgs[self._pos]):
-            m = self._msgs[self._pos]
-            out.append(m)
-            self._pos += 1
-            t = message_time(m)
-            if math.isfinite(t) and (isinstance(m, Event) or len(m)):
+        while self._pos < len(self._msgs) and keep(self._msgs.time(self._pos)):
+            t = self._msgs.time(self._pos)
+            if math.isfinite(t) and self._msgs.carries_data[self._pos]:
                 self.position = max(self.position, t)
+            out.append(self._msgs[self._pos])
+            self._pos += 1
             if limit is not None and len(out) >= limit:
                 break
         return out
