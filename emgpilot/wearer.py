@@ -136,7 +136,9 @@ def apply_profile(cfg: PipelineConfig | None, profile: WearerProfile) -> Pipelin
     from emgpilot.build import with_wearer_arm
 
     cfg = with_wearer_arm(cfg, profile.arm)
-    if profile.wrist_rotation is None or (profile.arm is not None and configured_arm(cfg) not in (None, profile.arm)):
+    # A left arm's ring is mirrored before the network: a rotation learnt in one ring order
+    # means nothing in the other (a profile without an arm was learnt unmirrored).
+    if profile.wrist_rotation is None or (profile.arm == "left") != (configured_arm(cfg) == "left"):
         return cfg
     return with_rotation_prior(cfg, profile.wrist_rotation)
 

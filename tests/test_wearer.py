@@ -66,6 +66,11 @@ def test_a_rotation_learnt_on_the_other_arm_is_not_used():
     cfg.recognition.fusion.arm = "right"
     out = apply_profile(cfg, WearerProfile(name="ana", arm="left", wrist_rotation=3))
     assert out.recognition.wrist_rotation_prior == 0 and out.recognition.fusion.arm == "right"
+    # Learnt with the arm left to "auto" (ring not mirrored), now worn as a declared left arm.
+    cfg.recognition.fusion.arm = "left"
+    assert apply_profile(cfg, WearerProfile(name="ana", wrist_rotation=3)).recognition.wrist_rotation_prior == 0
+    cfg.recognition.fusion.arm = "auto"
+    assert apply_profile(cfg, WearerProfile(name="ana", wrist_rotation=3)).recognition.wrist_rotation_prior == 3
 
 
 @pytest.fixture(scope="module")
