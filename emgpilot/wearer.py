@@ -28,6 +28,10 @@ from emgpilot.build import PipelineConfig
 
 log = logging.getLogger(__name__)
 
+PROFILE_SOURCES = ("myo",)
+"""Sources whose wearer a profile describes: a person wearing a Myo. Replays and the synthetic arm
+neither read nor write profiles (a demo must not overwrite its user's profile)."""
+
 MIN_ROTATION_WINDOWS = 100
 """Taught windows (every 4th active window) an estimate needs before it is kept: ~20 s of gestures."""
 

@@ -16,23 +16,39 @@ def data_home(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_a_headless_run_writes_the_wearer_profile(data_home, capsys):
-    assert main(["run", "--headless", "--duration", "20", "--speed", "max", "--wearer", "ana"]) == 0
-    path = default_profile_dir() / "ana.json"
+def test_a_live_headless_run_writes_the_wearer_profile(data_home, tmp_path, capsys):
+    """Through the real Myo driver, against the fake dongle on a pseudo-terminal."""
+    from emgpilot.signals.fakes import FakeMyoDongle
+
+    myo = FakeMyoDongle(link=tmp_path / "ttyMyo")
+    myo.start()
+    try:
+        code = main(["run", "--headless", "--source", "myo", "--port", myo.path, "--duration", "1.5", "--wearer", "a"])
+    finally:
+        myo.stop()
+    assert code == 0
+    path = default_profile_dir() / "a.json"
     assert str(path).startswith(str(data_home))
     profile = json.loads(path.read_text(encoding="utf-8"))
-    assert profile["name"] == "ana"
-    # 20 s of the synthetic arm is too little to trust a rotation estimate: none is stored yet.
+    assert profile["name"] == "a"
+    # 1.5 s is far too little to trust a rotation estimate: none is stored yet.
     assert profile["wrist_rotation"] is None and profile["sessions"] == 0
 
 
+def test_profiles_are_for_live_sessions_only(data_home, capsys):
+    assert main(["run", "--headless", "--duration", "1", "--speed", "max", "--wearer", "ana"]) != 0
+    assert "--wearer is for live sessions" in capsys.readouterr().err
+    assert not default_profile_dir().exists()
+
+
 def test_a_bad_wearer_name_or_profile_is_a_clear_error(data_home, capsys):
-    assert main(["run", "--headless", "--duration", "1", "--speed", "max", "--wearer", "../x"]) != 0
+    live = ["run", "--headless", "--source", "myo", "--port", "/dev/does-not-exist", "--duration", "1"]
+    assert main([*live, "--wearer", "../x"]) != 0
     assert "wearer name" in capsys.readouterr().err
     folder = default_profile_dir()
     folder.mkdir(parents=True)
     (folder / "ana.json").write_text("{broken", encoding="utf-8")
-    assert main(["run", "--headless", "--duration", "1", "--speed", "max", "--wearer", "ana"]) != 0
+    assert main([*live, "--wearer", "ana"]) != 0
     assert "unreadable" in capsys.readouterr().err
     assert (folder / "ana.json").read_text(encoding="utf-8") == "{broken"
 

@@ -763,21 +763,18 @@ def test_line_item_joins_runs_of_finite_points_and_never_has_empty_bounds(qapp):
 def test_a_wearer_profile_is_kept_between_sessions(qapp, tmp_path, no_leaks):
     """Closing a session stores the armband rotation it learnt; the wearer's next session starts there."""
     from emgpilot.app.gui.session import Session
+    from emgpilot.signals.synthetic import SyntheticArm
     from emgpilot.wearer import load_profile
 
-    def spec() -> SessionSpec:
+    def spec(source: str = "myo") -> SessionSpec:
         return SessionSpec(
-            source="synthetic",
-            seed=3,
-            speed=math.inf,
-            drone="none",
-            demo_idle=False,
-            manual=True,
-            wearer="ana",
-            profile_dir=str(tmp_path),
+            source=source, speed=math.inf, drone="none", manual=True, wearer="ana", profile_dir=str(tmp_path)
         )
 
-    first = Session(spec())
+    def arm() -> SyntheticArm:  # stands in for the live Myo (the test steps it in data time)
+        return SyntheticArm(seed=3, speed=math.inf)
+
+    first = Session(spec(), device=arm())
     first.start()
     first.advance(150.0)
     learnt = first.pipeline.stages[[s.name for s in first.pipeline.stages].index("detector.activation")]
@@ -785,12 +782,18 @@ def test_a_wearer_profile_is_kept_between_sessions(qapp, tmp_path, no_leaks):
     first.close()
     profile = load_profile("ana", tmp_path)
     assert profile.wrist_rotation == learnt.electrode_shift and profile.sessions == 1
-    second = Session(spec())
+    second = Session(spec(), device=arm())
     try:
         assert second.cfg.recognition.wrist_rotation_prior == profile.wrist_rotation
     finally:
         second.close()
     assert load_profile("ana", tmp_path).sessions == 1  # the second session learnt nothing new
+    # The synthetic arm (a demo) neither reads nor writes the profile.
+    demo = Session(spec("synthetic"), device=arm())
+    try:
+        assert demo.profile is None and demo.cfg.recognition.wrist_rotation_prior == 0
+    finally:
+        demo.close()
 
 
 def test_the_wearer_field_goes_into_the_spec_and_the_settings(qtbot, tmp_path, no_leaks):

@@ -32,8 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--wearer",
         metavar="NAME",
-        help="wearer profile: start from the armband rotation this wearer's last session learnt, and keep "
-        "what this session learns (see emgpilot.wearer)",
+        help="wearer profile (--source myo): start from the armband rotation this wearer's last session learnt, "
+        "and keep what this session learns (see emgpilot.wearer)",
     )
     p.add_argument("--json", action="store_true", help="print the run summary as JSON")
     p.add_argument(
@@ -56,7 +56,11 @@ def run(args: argparse.Namespace) -> int:
     from emgpilot.config import ConfigError, to_mapping
     from emgpilot.signals.device import parse_speed
     from emgpilot.signals.runner import SessionRunner
+    from emgpilot.wearer import PROFILE_SOURCES, apply_profile, load_profile
 
+    if args.wearer and args.source not in PROFILE_SOURCES:
+        live = " or ".join(PROFILE_SOURCES)
+        raise CLIError(f"--wearer is for live sessions (--source {live}), not --source {args.source}")
     if not args.headless:
         from emgpilot.app.commands import COMMAND_MODULES
 
@@ -65,8 +69,6 @@ def run(args: argparse.Namespace) -> int:
 
             return run_gui_from_run_args(args)
         log.warning("GUI not available; running headless")
-    from emgpilot.wearer import apply_profile, load_profile
-
     try:
         speed = parse_speed(args.speed)
         cfg = load_pipeline_config(args.config)

@@ -256,8 +256,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.wearer_edit = QtWidgets.QLineEdit(self.settings.wearer)
         self.wearer_edit.setPlaceholderText("name (remembers the armband rotation)")
         self.wearer_edit.setToolTip(
-            "Wearer profile: the rotation estimate starts from where this wearer's armband sat last time "
-            "and the profile is updated when the session closes. Empty: start from the standard placement."
+            "Wearer profile (Myo armband source): the rotation estimate starts from where this wearer's armband "
+            "sat last time and the profile is updated when the session closes. Empty: start from the standard "
+            "placement. Not used with the synthetic arm or a recording."
         )
         sl.addRow("Wearer", self.wearer_edit)
         lay.addWidget(src)

@@ -317,11 +317,15 @@ class Session:
     def __init__(self, spec: SessionSpec, device: Device | None = None) -> None:
         from emgpilot.build import build_pipeline, load_pipeline_config
         from emgpilot.signals.runner import SessionRunner
-        from emgpilot.wearer import apply_profile, load_profile
+        from emgpilot.wearer import PROFILE_SOURCES, apply_profile, load_profile
 
         self.spec = spec
         self.cfg = load_pipeline_config(spec.config)
-        self.profile = load_profile(spec.wearer, spec.profile_dir) if spec.wearer else None
+        self.profile = None
+        if spec.wearer and spec.source in PROFILE_SOURCES:
+            self.profile = load_profile(spec.wearer, spec.profile_dir)
+        elif spec.wearer:
+            log.info("wearer %s: profiles are for live Myo sessions, not used with %s", spec.wearer, spec.source)
         if self.profile is not None:
             self.cfg = apply_profile(self.cfg, self.profile)
         self.device = TimedDevice(device if device is not None else open_device(spec))
