@@ -148,11 +148,15 @@ def apply_profile(cfg: PipelineConfig | None, profile: WearerProfile) -> Pipelin
 
 
 def with_rotation_prior(cfg: PipelineConfig | None, shift: int | None) -> PipelineConfig:
-    """``cfg`` with the rotation estimate starting from ``shift`` (None: unchanged)."""
+    """``cfg`` with the rotation estimate starting from ``shift`` (None: unchanged), and without the
+    rotation-invariant start (``wrist_invariant_windows = 0``): the rotation is known."""
     cfg = cfg or PipelineConfig()
     if shift is None:
         return cfg
-    return replace(cfg, recognition=replace(cfg.recognition, wrist_rotation_prior=int(shift)))
+    # The rotation is known: no need to classify the first gestures rotation-free.
+    return replace(
+        cfg, recognition=replace(cfg.recognition, wrist_rotation_prior=int(shift), wrist_invariant_windows=0)
+    )
 
 
 def learnt_rotation(pipeline: Any) -> int | None:

@@ -56,6 +56,8 @@ def test_a_broken_profile_is_reported_and_left_untouched(tmp_path, content, matc
 def test_the_profile_sets_the_rotation_prior_and_the_arm():
     cfg = apply_profile(PipelineConfig(), WearerProfile(name="ana", arm="left", wrist_rotation=3))
     assert cfg.recognition.wrist_rotation_prior == 3 and cfg.recognition.fusion.arm == "left"
+    # The rotation is known: the first gestures need no rotation-free classification.
+    assert cfg.recognition.wrist_invariant_windows == 0 and PipelineConfig().recognition.wrist_invariant_windows > 0
     # No rotation learnt yet: only the arm.
     cfg = apply_profile(PipelineConfig(), WearerProfile(name="ana", arm="right"))
     assert cfg.recognition.wrist_rotation_prior == 0 and cfg.recognition.fusion.arm == "right"

@@ -396,6 +396,8 @@ class ActivationDetector(WindowedDetector):
         max_shift: int | None = None,
         escape_nats: float | None = None,
         prior_shift: int = 0,
+        invariant: WristClassifier | None = None,
+        invariant_windows: int = 0,
     ) -> None:
         if rotation_mode not in ROTATION_MODES:
             raise ValueError(f"wrist rotation mode must be one of {ROTATION_MODES}, not {rotation_mode!r}")
@@ -407,6 +409,14 @@ class ActivationDetector(WindowedDetector):
         self.escape_nats = escape_nats
         self.prior_shift = int(prior_shift)
         self.rotation_mode = _resolve_rotation_mode(rotation_mode, wrist)
+        # The rotation-invariant companion classifies while the rotation estimate is thin.
+        self.invariant = invariant if self.rotation_mode == "estimator" and invariant_windows > 0 else None
+        self.invariant_windows = int(invariant_windows)
+        if self.invariant is not None and tuple(self.invariant.classes) != tuple(wrist.classes):  # type: ignore[union-attr]
+            raise ValueError(
+                f"the rotation-invariant network's classes {tuple(self.invariant.classes)} differ from the "
+                f"wrist network's {tuple(wrist.classes)}"  # type: ignore[union-attr]
+            )
         # With a wrist model the windows are the model's (both see the same samples).
         super().__init__("activation", source, cfg, window=None if wrist is None else int(wrist.window))
         if wrist is not None:
@@ -499,22 +509,39 @@ class ActivationDetector(WindowedDetector):
                 feats = _tiled(self.wrist.features, x)
                 # Only windows the detector calls active teach the armband rotation; each window
                 # is classified with the shift known before it (so chunking never matters).
-                shifts, free = self._adapt_rotation(feats, rows[near, COL["active"]] > 0)
+                shifts, free, taught = self._adapt_rotation(feats, rows[near, COL["active"]] > 0)
                 rotation[near] = np.stack([shifts, free], axis=1)
                 out = np.empty((n_near, k), dtype=np.float32)
                 for shift in np.unique(shifts).tolist():
                     sel = shifts == shift
                     out[sel] = _softmax(_tiled(self.wrist.logits_from_features, feats[sel], shift))
+                if self.invariant is not None:
+                    out = self._blend_invariant(out, feats, taught)
                 probs[near] = out
         if self.rotation_mode == "none":
             return [Chunk(self.wrist_info, t, probs)]
         return [Chunk(self.wrist_info, t, probs), Chunk(self.rotation_info, t, rotation)]
 
-    def _adapt_rotation(self, feats: np.ndarray, active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Electrode shift for each window (in order), learning from the active ones; and the shift
-        the evidence favours without the bound."""
+    def _blend_invariant(self, out: np.ndarray, feats: np.ndarray, taught: np.ndarray) -> np.ndarray:
+        """Blend the companion's probabilities in (geometric mean), with weight ``1 - taught / N``."""
+        w = np.clip(1.0 - taught / self.invariant_windows, 0.0, 1.0)
+        cold = w > 0
+        if not cold.any():
+            return out
+        inv = _softmax(_tiled(self.invariant.logits_from_features, feats[cold], 0))  # type: ignore[union-attr]
+        wc = w[cold][:, None]
+        logp = (1.0 - wc) * np.log(out[cold] + 1e-9) + wc * np.log(inv + 1e-9)
+        blended = out.copy()
+        blended[cold] = _softmax(logp)
+        return blended
+
+    def _adapt_rotation(self, feats: np.ndarray, active: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Electrode shift for each window (in order), learning from the active ones; the shift
+        the evidence favours without the bound; and how many windows had taught the estimate
+        before each window."""
         shifts = np.empty(len(feats), dtype=np.int64)
         free = np.empty(len(feats), dtype=np.int64)
+        taught = np.empty(len(feats), dtype=np.float64)
         if self._estimator is not None:
             # Every ESTIMATOR_EVERY-th active window teaches the estimator. The evidence of the
             # chosen windows is computed in one padded batch (bit-identical per row), then added
@@ -536,11 +563,13 @@ class ActivationDetector(WindowedDetector):
             for i in range(len(feats)):
                 shifts[i] = est.choose(est.scores, est.n_windows)
                 free[i] = int(np.argmax(est.scores))
+                taught[i] = est.n_windows
                 row = evidence.get(i)
                 if row is not None:
                     est.scores = prior + decay * (est.scores - prior) + row
                     est.n_windows += 1
-            return shifts, free
+            return shifts, free, taught
+        taught[:] = self._im_count
         for i in range(len(feats)):
             shifts[i] = self._im_shift
             if active[i]:
@@ -548,7 +577,7 @@ class ActivationDetector(WindowedDetector):
                 self._im_count += 1
                 if self._im_count >= INFOMAX_MIN and self._im_count % INFOMAX_EVERY == 0:
                     self._im_shift = self._infomax_shift()
-        return shifts, shifts.copy()
+        return shifts, shifts.copy(), taught
 
     def _infomax_shift(self) -> int:
         """The electrode shift under which the network's decisions on this wearer's recent active

@@ -116,6 +116,12 @@ class RecognitionConfig:
     wrist_rotation_prior : the electrode shift the estimate starts from, and the bound's centre:
         0 = the standard placement; a returning wearer's profile (:mod:`emgpilot.wearer`) puts the
         rotation their armband had last time here.
+    wrist_invariant_model : the rotation-invariant companion network (``"shipped"``, a path, or
+        ``""`` for none). It needs no rotation estimate, so it classifies a new wearer's first
+        gestures: its answer is blended with the main network's, its weight falling from 1 to 0
+        over the first ``wrist_invariant_windows`` windows that teach the rotation estimate (every
+        4th active window: 50 is ~10 s of gestures). 0 turns it off; a wearer profile with a known
+        rotation turns it off too.
     """
 
     enabled: bool = True
@@ -124,6 +130,8 @@ class RecognitionConfig:
     wrist_max_rotation: int = 1
     wrist_rotation_escape: float = 0.5
     wrist_rotation_prior: int = 0
+    wrist_invariant_model: str = "shipped"
+    wrist_invariant_windows: int = 50
     activation: DetectorConfig = field(default_factory=DetectorConfig)
     fist: DetectorConfig = field(default_factory=DetectorConfig)
     stiffen: StiffenDetectorConfig = field(default_factory=StiffenDetectorConfig)
@@ -148,6 +156,24 @@ def _load_wrist(spec: str) -> WristClassifier | None:
 def load_wrist(spec: str) -> WristClassifier | None:
     """The wrist model named by ``spec`` (see :class:`RecognitionConfig`), or None."""
     return _load_wrist(spec) if spec else None
+
+
+@lru_cache(maxsize=4)
+def _load_invariant(spec: str) -> WristClassifier | None:
+    from emgpilot.classifiers.wrist import INVARIANT_NAME, load_wrist_model
+
+    try:
+        if spec == "shipped":
+            return load_wrist_model(None, shipped_name=INVARIANT_NAME)
+        return load_wrist_model(spec)
+    except (FileNotFoundError, ImportError, ValueError, OSError) as e:
+        log.warning("cannot load the rotation-invariant wrist network %r (%s): not used", spec, e)
+        return None
+
+
+def load_invariant(spec: str) -> WristClassifier | None:
+    """The rotation-invariant companion named by ``spec`` (see :class:`RecognitionConfig`), or None."""
+    return _load_invariant(spec) if spec else None
 
 
 def recognition_stages(
@@ -184,6 +210,10 @@ def recognition_stages(
             max_shift=cfg.wrist_max_rotation if bounded else None,
             escape_nats=cfg.wrist_rotation_escape if cfg.wrist_rotation_escape >= 0 else None,
             prior_shift=cfg.wrist_rotation_prior,
+            invariant=load_invariant(cfg.wrist_invariant_model)
+            if model is not None and cfg.wrist_invariant_windows > 0
+            else None,
+            invariant_windows=cfg.wrist_invariant_windows,
         )
         stages.append(activation)
         stages.append(FistDetector(src, cfg.fist))

@@ -59,6 +59,9 @@ N_FEATURES = len(FEATURE_NAMES)
 _EPS = 0.1  # counts; keeps log() finite on flat (disconnected) channels
 WEIGHTS_PACKAGE = "emgpilot.classifiers"  # weights live in its weights/ folder (package data)
 WEIGHTS_NAME = "wrist"
+INVARIANT_NAME = "wrist_invariant"
+"""The rotation-invariant companion network (trained with random electrode shifts): it classifies
+a new wearer's first gestures while the rotation estimate rests on few windows."""
 
 
 def conditioning_sos(fs: float = FS_HZ, cfg: EMGFilterConfig | None = None) -> np.ndarray:
@@ -394,20 +397,20 @@ class WristModel:
         return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def load_wrist_model(path: str | Path | None = None) -> WristModel:
+def load_wrist_model(path: str | Path | None = None, shipped_name: str = WEIGHTS_NAME) -> WristModel:
     """Load wrist weights from a ``.safetensors`` file (metadata in the ``.json`` beside it).
 
-    ``path=None`` loads the weights shipped in the package. Only safetensors is read: a
-    weights file cannot execute code.
+    ``path=None`` loads the weights shipped in the package (``shipped_name``: :data:`WEIGHTS_NAME`
+    or :data:`INVARIANT_NAME`). Only safetensors is read: a weights file cannot execute code.
     """
     from safetensors import SafetensorError
     from safetensors.numpy import load as st_load
 
     if path is None:
         base = resources.files(WEIGHTS_PACKAGE) / "weights"
-        blob = (base / f"{WEIGHTS_NAME}.safetensors").read_bytes()
-        meta_text = (base / f"{WEIGHTS_NAME}.json").read_text(encoding="utf-8")
-        where = f"package {WEIGHTS_PACKAGE}/weights/{WEIGHTS_NAME}.safetensors"
+        blob = (base / f"{shipped_name}.safetensors").read_bytes()
+        meta_text = (base / f"{shipped_name}.json").read_text(encoding="utf-8")
+        where = f"package {WEIGHTS_PACKAGE}/weights/{shipped_name}.safetensors"
     else:
         p = Path(path)
         if p.suffix != ".safetensors":

@@ -212,3 +212,40 @@ def test_bounded_rotation_estimate_stays_near_the_standard_placement():
     assert bounded._estimator.escape_nats == 0.5
     strict = recognition_stages(RecognitionConfig(wrist_rotation_escape=-1), streams, wrist=model)[0]
     assert strict._estimator.escape_nats is None
+
+
+def test_the_rotation_invariant_network_classifies_until_the_estimate_has_enough_windows():
+    """The companion's answer is blended in with a weight falling from 1 to 0 over the first
+    ``invariant_windows`` taught windows; afterwards the output is the main network's alone."""
+    from emgpilot.classifiers.recognition import RecognitionConfig, recognition_stages
+    from emgpilot.classifiers.wrist import INVARIANT_NAME, load_wrist_model
+
+    model, invariant = load_wrist_model(), load_wrist_model(None, shipped_name=INVARIANT_NAME)
+    data = forearm(60.0)
+
+    def run(det: ActivationDetector) -> tuple[np.ndarray, list[int]]:
+        probs, taught = [], []
+        for c in cut(data, 100):
+            for m in det.process(c):
+                if m.stream == "wrist":
+                    probs.append(m.data)
+                    taught += [det.rotation_windows] * len(m)
+        return np.concatenate(probs), taught
+
+    plain, taught = run(ActivationDetector(FILTERED, DetectorConfig(), model))
+    blended, _ = run(ActivationDetector(FILTERED, DetectorConfig(), model, invariant=invariant, invariant_windows=10))
+    classified = np.isfinite(plain[:, 0])
+    taught = np.asarray(taught)
+    early = classified & (taught < 10)
+    late = classified & (taught >= 14)  # read after each chunk, which teaches at most ~3 windows
+    assert early.any() and late.any()
+    assert not np.allclose(blended[early], plain[early])
+    np.testing.assert_array_equal(blended[late], plain[late])
+    np.testing.assert_allclose(blended[classified].sum(axis=1), 1.0, rtol=1e-5)
+    off, _ = run(ActivationDetector(FILTERED, DetectorConfig(), model, invariant=invariant, invariant_windows=0))
+    np.testing.assert_array_equal(off, plain)
+    # Wired from the configuration: on by default, off with 0 windows or no model.
+    streams = {FILTERED.name: FILTERED}
+    assert recognition_stages(RecognitionConfig(), streams, wrist=model)[0].invariant is not None
+    assert recognition_stages(RecognitionConfig(wrist_invariant_windows=0), streams, wrist=model)[0].invariant is None
+    assert recognition_stages(RecognitionConfig(wrist_invariant_model=""), streams, wrist=model)[0].invariant is None

@@ -320,3 +320,12 @@ def test_a_returning_wearer_starts_from_their_last_rotation(model):
     est.reset()
     np.testing.assert_array_equal(est.scores, est.prior())
     assert RotationEstimator(model, prior_shift=-1).prior_shift == 7
+
+
+def test_shipped_companion_is_the_same_recipe_with_random_rotations():
+    from emgpilot.classifiers.wrist import INVARIANT_NAME
+
+    companion = load_wrist_model(None, shipped_name=INVARIANT_NAME)
+    recorded = {k: tuple(v) if isinstance(v, list) else v for k, v in companion.meta["train_config"].items()}
+    assert wt.TrainConfig(**recorded) == replace(wt.TrainConfig(), joint_rotation=False, full_rotation=True)
+    assert companion.classes == load_wrist_model().classes

@@ -19,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=(
             "Train the wrist network on cote_allard_myo/pre_* (previous users; the three files that are "
             "eval_Female0's person are left out), evaluate once on the eval_* people, write "
-            "wrist.safetensors + wrist.json. With the default seed and epochs this reproduces the shipped weights."
+            "wrist.safetensors + wrist.json (and the rotation-invariant companion wrist_invariant.*). With the "
+            "default seed and epochs this reproduces the shipped weights."
         ),
     )
     p.add_argument("--data", default=str(_DEFAULT_DATA), help="shared data folder holding cote_allard_myo/")
@@ -47,6 +48,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="on",
         help="also learn radial/ulnar deviation and hand open, so fusion can reject them (default: on, as shipped)",
     )
+    p.add_argument(
+        "--companion",
+        choices=["on", "off"],
+        default="on",
+        help="with --rotation joint, also train the rotation-invariant companion network that classifies a new "
+        "wearer's first gestures while the rotation estimate is still thin (wrist_invariant.*; default: on)",
+    )
     p.add_argument("--json", action="store_true", help="print the full evaluation report as JSON")
     p.set_defaults(func=run)
 
@@ -55,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from emgpilot.app.cli import CLIError
+    from emgpilot.classifiers.wrist import INVARIANT_NAME
     from emgpilot.classifiers.wrist_train import TrainConfig, format_report, save_model, train_and_evaluate
 
     data = Path(args.data)
@@ -76,10 +85,25 @@ def run(args: argparse.Namespace) -> int:
         model, report = train_and_evaluate(data, cfg)
     except (FileNotFoundError, ValueError) as e:
         raise CLIError(str(e)) from e
-    out = save_model(model, Path(args.out) if args.out else Path("wrist_model"))
+    out_dir = Path(args.out) if args.out else Path("wrist_model")
+    out = save_model(model, out_dir)
+    companion = None
+    if cfg.joint_rotation and args.companion == "on":
+        # The same recipe with random rotations instead of the joint (gesture x shift) target.
+        try:
+            inv_model, companion = train_and_evaluate(data, replace(cfg, joint_rotation=False, full_rotation=True))
+        except (FileNotFoundError, ValueError) as e:
+            raise CLIError(str(e)) from e
+        inv_out = save_model(inv_model, out_dir, name=INVARIANT_NAME)
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(json.dumps({**report, "companion": companion} if companion else report, indent=2))
     else:
         print(format_report(report))
         print(f"trained in {report['train_seconds']} s; weights written to {out}")
+        if companion is not None:
+            mean = companion["fixed"]["mean"]["0"]
+            print(
+                f"rotation-invariant companion: CA4 {mean['ca4']:.3f}, flexion/extension {mean['flex_ext']:.3f} "
+                f"(any rotation); trained in {companion['train_seconds']} s; weights written to {inv_out}"
+            )
     return 0
