@@ -176,6 +176,21 @@ def load_invariant(spec: str) -> WristClassifier | None:
     return _load_invariant(spec) if spec else None
 
 
+def _companion_for(model: WristClassifier | None, cfg: RecognitionConfig) -> WristClassifier | None:
+    """The rotation-invariant companion for ``model``, if configured and it answers the same classes."""
+    if model is None or cfg.wrist_invariant_windows <= 0:
+        return None
+    companion = load_invariant(cfg.wrist_invariant_model)
+    if companion is not None and tuple(companion.classes) != tuple(model.classes):
+        log.warning(
+            "the rotation-invariant wrist network answers %s, the wrist network %s: not used",
+            tuple(companion.classes),
+            tuple(model.classes),
+        )
+        return None
+    return companion
+
+
 def recognition_stages(
     cfg: RecognitionConfig, streams: dict[str, StreamInfo], wrist: WristClassifier | None = None
 ) -> list[Stage]:
@@ -210,9 +225,7 @@ def recognition_stages(
             max_shift=cfg.wrist_max_rotation if bounded else None,
             escape_nats=cfg.wrist_rotation_escape if cfg.wrist_rotation_escape >= 0 else None,
             prior_shift=cfg.wrist_rotation_prior,
-            invariant=load_invariant(cfg.wrist_invariant_model)
-            if model is not None and cfg.wrist_invariant_windows > 0
-            else None,
+            invariant=_companion_for(model, cfg),
             invariant_windows=cfg.wrist_invariant_windows,
         )
         stages.append(activation)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from emgpilot.classifiers.detectors import (
     COL,
@@ -249,3 +250,20 @@ def test_the_rotation_invariant_network_classifies_until_the_estimate_has_enough
     assert recognition_stages(RecognitionConfig(), streams, wrist=model)[0].invariant is not None
     assert recognition_stages(RecognitionConfig(wrist_invariant_windows=0), streams, wrist=model)[0].invariant is None
     assert recognition_stages(RecognitionConfig(wrist_invariant_model=""), streams, wrist=model)[0].invariant is None
+
+
+def test_a_companion_with_other_classes_is_left_out_not_an_error(caplog):
+    """A custom wrist network (say, trained without the out-of-vocabulary classes) still builds: the
+    shipped companion answers other classes, so it is not used."""
+    from dataclasses import replace as dc_replace
+
+    from emgpilot.classifiers.recognition import RecognitionConfig, recognition_stages
+    from emgpilot.classifiers.wrist import CLASSES, load_wrist_model
+
+    model = load_wrist_model()
+    four = dc_replace(model, meta={**model.meta, "classes": list(CLASSES)})
+    with caplog.at_level("WARNING"):
+        (activation, *_) = recognition_stages(RecognitionConfig(), {FILTERED.name: FILTERED}, wrist=four)
+    assert activation.invariant is None and "not used" in caplog.text
+    with pytest.raises(ValueError, match="classes"):
+        ActivationDetector(FILTERED, DetectorConfig(), four, invariant=model, invariant_windows=50)
