@@ -25,6 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from emgpilot.build import PipelineConfig
+from emgpilot.classifiers.wrist import signed_shift
+
+__all__ = ["signed_shift"]  # re-exported: profiles show the rotation as a signed turn
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +67,6 @@ class WearerProfile:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def signed_shift(shift: int, channels: int = 8) -> int:
-    """An electrode shift as the nearest signed turn (7 -> -1): how far round the band sits."""
-    shift %= channels
-    return shift - channels if shift > channels // 2 else shift
 
 
 def default_profile_dir() -> Path:

@@ -106,8 +106,3 @@ def test_the_pipeline_starts_its_rotation_estimate_from_the_prior(synthetic_sour
     activation = _activation(build_pipeline(synthetic_sources, cfg))
     assert activation.electrode_shift == 1 and activation.rotation_windows == 0
 
-
-def test_signed_shift_names_the_nearest_turn():
-    from emgpilot.wearer import signed_shift
-
-    assert [signed_shift(k) for k in range(8)] == [0, 1, 2, 3, 4, -3, -2, -1]

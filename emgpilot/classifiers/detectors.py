@@ -431,8 +431,14 @@ class ActivationDetector(WindowedDetector):
             if self.rotation_mode != "none":
                 # The electrode shift each classified window used, and the one the wearer's evidence
                 # favours with no bound: the GUI shows both so a band worn far round is noticed.
+                # ...and the rotation-invariant companion's weight in the window's answer (0 once the
+                # estimate rests on enough windows).
                 self.rotation_info = StreamInfo(
-                    ROTATION_STREAM, "state", self.rate_hz, ("shift", "evidence_shift"), ("electrodes", "electrodes")
+                    ROTATION_STREAM,
+                    "state",
+                    self.rate_hz,
+                    ("shift", "evidence_shift", "companion"),
+                    ("electrodes", "electrodes", "1"),
                 )
                 self.outputs = (*self.outputs, self.rotation_info)
 
@@ -495,7 +501,7 @@ class ActivationDetector(WindowedDetector):
             return []
         k = len(self.wrist.classes)
         probs = np.full((len(windows), k), np.nan, dtype=np.float32)
-        rotation = np.full((len(windows), 2), np.nan, dtype=np.float32)
+        rotation = np.full((len(windows), 3), np.nan, dtype=np.float32)
         near = (rows[:, COL["value"]] >= rows[:, COL["release"]]) | (rows[:, COL["active"]] > 0)
         near &= rows[:, COL["armed"]] > 0
         n_near = int(near.sum())
@@ -510,21 +516,27 @@ class ActivationDetector(WindowedDetector):
                 # Only windows the detector calls active teach the armband rotation; each window
                 # is classified with the shift known before it (so chunking never matters).
                 shifts, free, taught = self._adapt_rotation(feats, rows[near, COL["active"]] > 0)
-                rotation[near] = np.stack([shifts, free], axis=1)
+                weight = self._companion_weight(taught)
+                rotation[near] = np.stack([shifts, free, weight], axis=1)
                 out = np.empty((n_near, k), dtype=np.float32)
                 for shift in np.unique(shifts).tolist():
                     sel = shifts == shift
                     out[sel] = _softmax(_tiled(self.wrist.logits_from_features, feats[sel], shift))
                 if self.invariant is not None:
-                    out = self._blend_invariant(out, feats, taught)
+                    out = self._blend_invariant(out, feats, weight)
                 probs[near] = out
         if self.rotation_mode == "none":
             return [Chunk(self.wrist_info, t, probs)]
         return [Chunk(self.wrist_info, t, probs), Chunk(self.rotation_info, t, rotation)]
 
-    def _blend_invariant(self, out: np.ndarray, feats: np.ndarray, taught: np.ndarray) -> np.ndarray:
-        """Blend the companion's probabilities in (geometric mean), with weight ``1 - taught / N``."""
-        w = np.clip(1.0 - taught / self.invariant_windows, 0.0, 1.0)
+    def _companion_weight(self, taught: np.ndarray) -> np.ndarray:
+        """The companion's weight per window: ``1 - taught / N`` (taught before the window), at least 0."""
+        if self.invariant is None:
+            return np.zeros(len(taught))
+        return np.clip(1.0 - taught / self.invariant_windows, 0.0, 1.0)
+
+    def _blend_invariant(self, out: np.ndarray, feats: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """Blend the companion's probabilities in (geometric mean) with per-window weights ``w``."""
         cold = w > 0
         if not cold.any():
             return out

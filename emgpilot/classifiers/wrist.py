@@ -103,6 +103,12 @@ def window_features(windows: np.ndarray) -> np.ndarray:
     return np.stack([log_mav, log_wl, zc, ssc, rel, ratio], axis=1).astype(np.float32)
 
 
+def signed_shift(shift: int, n: int = N_CHANNELS) -> int:
+    """An electrode shift ``0..n-1`` as the nearest signed turn (7 -> -1): how far round the band sits."""
+    shift = int(shift) % n
+    return shift - n if shift > n // 2 else shift
+
+
 def roll_channels(x: np.ndarray, shift: int, axis: int = -1) -> np.ndarray:
     """Rotate electrodes: output electrode ``i`` takes input electrode ``i + shift``."""
     return np.roll(x, -int(shift), axis=axis)

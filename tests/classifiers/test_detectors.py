@@ -203,7 +203,8 @@ def test_bounded_rotation_estimate_stays_near_the_standard_placement():
     # The published rotation: the bounded shift each classified window used, and the shift the
     # evidence favours without the bound (NaN for windows the network did not classify).
     rot = np.concatenate(published)
-    used, evidence = rot[np.isfinite(rot[:, 0])].T
+    used, evidence, companion = rot[np.isfinite(rot[:, 0])].T
+    assert (companion == 0).all()  # no rotation-invariant companion given to this detector
     assert set(used.astype(int)) <= {7, 0, 1}
     assert evidence[-1] == det._estimator.scores.argmax()
     streams = {FILTERED.name: FILTERED}
@@ -234,7 +235,9 @@ def test_the_rotation_invariant_network_classifies_until_the_estimate_has_enough
         return np.concatenate(probs), taught
 
     plain, taught = run(ActivationDetector(FILTERED, DetectorConfig(), model))
-    blended, _ = run(ActivationDetector(FILTERED, DetectorConfig(), model, invariant=invariant, invariant_windows=10))
+    with_companion = ActivationDetector(FILTERED, DetectorConfig(), model, invariant=invariant, invariant_windows=10)
+    assert with_companion.rotation_info.channels == ("shift", "evidence_shift", "companion")
+    blended, _ = run(with_companion)
     classified = np.isfinite(plain[:, 0])
     taught = np.asarray(taught)
     early = classified & (taught < 10)

@@ -451,7 +451,9 @@ class DetectorPanel(pg.GraphicsLayoutWidget):
         finite = np.isfinite(y).all(axis=1)
         if not finite.any():
             return
-        title = rotation_title(*(int(v) for v in y[np.flatnonzero(finite)[-1]]))
+        last = y[np.flatnonzero(finite)[-1]]
+        # Recordings made before the companion's column carry two columns.
+        title = rotation_title(int(last[0]), int(last[1]), float(last[2]) if len(last) > 2 else 0.0)
         if title != self._rotation_text:
             self._rotation_text = title
             color = "#e6194b" if "check" in title else "#000000"
@@ -478,15 +480,15 @@ class DetectorPanel(pg.GraphicsLayoutWidget):
                 self.wrist_bars.setOpts(height=height)
 
 
-def signed_shift(shift: int, n: int = 8) -> int:
-    """Electrode shift 0..n-1 as a signed turn, e.g. 7 -> -1."""
-    return shift - n if shift > n // 2 else shift
+def rotation_title(shift: int, evidence_shift: int, companion: float = 0.0) -> str:
+    """Title of the wrist plot: the rotation in use, the rotation-free network's share while the
+    estimate is still learning, and a warning when the evidence disagrees with the bound."""
+    from emgpilot.classifiers.wrist import signed_shift
 
-
-def rotation_title(shift: int, evidence_shift: int) -> str:
-    """Title of the wrist plot: the rotation in use, and a warning when the evidence disagrees."""
     used, seen = signed_shift(shift), signed_shift(evidence_shift)
     title = f"wrist network (last active window), armband {used:+d} electrode{'s' if abs(used) != 1 else ''}"
+    if companion > 0:
+        title += f" (still learning: rotation-free network {companion:.0%})"
     if seen != used:
         title += f"; evidence says {seen:+d}: check the armband or set wrist_max_rotation = -1"
     return title
