@@ -816,7 +816,17 @@ class SyntheticArm:
             for old in [k for k in self._blocks if k < keep_from]:
                 del self._blocks[old]
             self._pruned_below = keep_from
+            # Blocks before keep_from are never made again (reads only move forward; perform()
+            # only redoes blocks from the present on): one more block of margin, then forget.
+            self._forget_actions_before((keep_from - 1) * BLOCK_S)
         return msgs
+
+    def _forget_actions_before(self, t: float) -> None:
+        """Drop compiled actions that ended before ``t`` (an hour's session kept them all: ~1.4 MB)."""
+        cut = bisect.bisect_left(self._action_starts, t - self._max_action_len - 1e-9)
+        if cut > 0:
+            del self._actions[:cut]
+            del self._action_starts[:cut]
 
     def _samples(self, name: str, rate: float, i0: int, i1: int) -> tuple[np.ndarray, np.ndarray]:
         """Times and values of samples ``i0 .. i1 - 1`` of a stream, cut from the cached blocks."""

@@ -589,3 +589,19 @@ def test_stop_interrupts_a_pacing_wait():
     finally:
         timer.cancel()
         timer.join()
+
+
+def test_a_long_session_forgets_the_actions_no_future_block_needs():
+    """The arm compiles every gesture into actions; an hour's session kept them all (+1.4 MB/h).
+    Once the blocks holding an action are behind, it is dropped, and the output is unchanged."""
+    from emgpilot.signals.synthetic import SyntheticArm, generate
+
+    arm = SyntheticArm(seed=7, speed=math.inf, duration_s=300.0, chunk_s=0.25)
+    arm.start()
+    emg = []
+    while not arm.finished:
+        emg += [m.data for m in arm.read(0.0) if isinstance(m, Chunk) and m.info.name == "forearm_emg"]
+    arm.stop()
+    assert len(arm._actions) < 20  # 75 cued gestures were made (plus posture turns)
+    reference, _ = generate(seed=7, duration_s=300.0, chunk_s=300.0)  # one block: nothing forgotten early
+    np.testing.assert_array_equal(np.concatenate(emg), reference["forearm_emg"].data)
