@@ -1,4 +1,4 @@
-"""``emgpilot wearers``: list, show or forget the stored wearer profiles (see :mod:`emgpilot.wearer`)."""
+"""``emgpilot wearers``: list or forget the stored wearer profiles (see :mod:`emgpilot.wearer`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "wearers",
-        help="list, show or forget wearer profiles (the armband rotation remembered per wearer)",
+        help="list or forget wearer profiles (the armband rotation remembered per wearer)",
         description="Wearer profiles keep the armband rotation a wearer's last session learnt, so their next "
         "session (run/gui --wearer NAME) starts from it. Lists them, or forgets one.",
     )
