@@ -25,9 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from emgpilot.build import PipelineConfig
-from emgpilot.classifiers.wrist import signed_shift
-
-__all__ = ["signed_shift"]  # re-exported: profiles show the rotation as a signed turn
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,8 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from emgpilot.app.cli import CLIError
-    from emgpilot.wearer import ProfileError, default_profile_dir, load_profile, profile_path, signed_shift
+    from emgpilot.classifiers.wrist import signed_shift
+    from emgpilot.wearer import ProfileError, default_profile_dir, load_profile, profile_path
 
     folder = Path(args.dir) if args.dir else default_profile_dir()
     if args.forget:

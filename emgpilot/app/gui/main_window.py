@@ -468,7 +468,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.record_button.setChecked(True)
             self.record_button.setText("Stop")
             self.record_button.blockSignals(False)
-        from emgpilot.wearer import signed_shift
+        from emgpilot.classifiers.wrist import signed_shift
 
         profile = session.profile
         known = (
