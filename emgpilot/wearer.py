@@ -177,3 +177,13 @@ def updated_profile(profile: WearerProfile, pipeline: Any, cfg: PipelineConfig) 
         sessions=profile.sessions + 1,
         updated=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )
+
+
+def remember_session(
+    profile: WearerProfile, pipeline: Any, cfg: PipelineConfig, folder: str | Path | None = None
+) -> WearerProfile:
+    """Update ``profile`` with what a session run with ``pipeline`` learnt and save it; returns the
+    updated profile (``OSError`` if it cannot be written)."""
+    profile = updated_profile(profile, pipeline, cfg)
+    log.info("wearer profile saved to %s", save_profile(profile, folder))
+    return profile

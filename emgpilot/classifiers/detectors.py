@@ -429,10 +429,9 @@ class ActivationDetector(WindowedDetector):
             )
             self.outputs = (self.state_info, self.wrist_info)
             if self.rotation_mode != "none":
-                # The electrode shift each classified window used, and the one the wearer's evidence
-                # favours with no bound: the GUI shows both so a band worn far round is noticed.
-                # ...and the rotation-invariant companion's weight in the window's answer (0 once the
-                # estimate rests on enough windows).
+                # Per classified window: the electrode shift it used, the one the wearer's evidence
+                # favours with no bound (the GUI shows both so a band worn far round is noticed),
+                # and the rotation-invariant companion's weight in its answer.
                 self.rotation_info = StreamInfo(
                     ROTATION_STREAM,
                     "state",
@@ -570,16 +569,13 @@ class ActivationDetector(WindowedDetector):
             if len(teach):
                 ev = _tiled(lambda f: shift_evidence(self.wrist, f), feats[teach])
                 evidence = dict(zip(teach.tolist(), ev, strict=True))
-            decay = 0.5 ** (1.0 / est.halflife)
-            prior = est.prior()
             for i in range(len(feats)):
                 shifts[i] = est.choose(est.scores, est.n_windows)
                 free[i] = int(np.argmax(est.scores))
                 taught[i] = est.n_windows
                 row = evidence.get(i)
                 if row is not None:
-                    est.scores = prior + decay * (est.scores - prior) + row
-                    est.n_windows += 1
+                    est.teach(row)
             return shifts, free, taught
         taught[:] = self._im_count
         for i in range(len(feats)):

@@ -139,41 +139,30 @@ class RecognitionConfig:
     fusion: FusionConfig = field(default_factory=FusionConfig)
 
 
-@lru_cache(maxsize=4)
-def _load_wrist(spec: str) -> WristClassifier | None:
+@lru_cache(maxsize=8)
+def _load_network(spec: str, companion: bool) -> WristClassifier | None:
+    what = "rotation-invariant wrist network" if companion else "wrist network"
+    without = "not used" if companion else "wrist flexion/extension will not be recognised"
     try:
-        from emgpilot.classifiers.wrist import load_wrist_model
+        from emgpilot.classifiers.wrist import INVARIANT_NAME, WEIGHTS_NAME, load_wrist_model
     except ImportError as e:
-        log.warning("wrist network unavailable (%s): wrist flexion/extension will not be recognised", e)
+        log.warning("%s unavailable (%s): %s", what, e, without)
         return None
     try:
-        return load_wrist_model(None if spec == "shipped" else spec)
+        return load_wrist_model(None if spec == "shipped" else spec, INVARIANT_NAME if companion else WEIGHTS_NAME)
     except (FileNotFoundError, ImportError, ValueError, OSError) as e:
-        log.warning("cannot load wrist network %r (%s): wrist flexion/extension will not be recognised", spec, e)
+        log.warning("cannot load %s %r (%s): %s", what, spec, e, without)
         return None
 
 
 def load_wrist(spec: str) -> WristClassifier | None:
     """The wrist model named by ``spec`` (see :class:`RecognitionConfig`), or None."""
-    return _load_wrist(spec) if spec else None
-
-
-@lru_cache(maxsize=4)
-def _load_invariant(spec: str) -> WristClassifier | None:
-    from emgpilot.classifiers.wrist import INVARIANT_NAME, load_wrist_model
-
-    try:
-        if spec == "shipped":
-            return load_wrist_model(None, shipped_name=INVARIANT_NAME)
-        return load_wrist_model(spec)
-    except (FileNotFoundError, ImportError, ValueError, OSError) as e:
-        log.warning("cannot load the rotation-invariant wrist network %r (%s): not used", spec, e)
-        return None
+    return _load_network(spec, False) if spec else None
 
 
 def load_invariant(spec: str) -> WristClassifier | None:
     """The rotation-invariant companion named by ``spec`` (see :class:`RecognitionConfig`), or None."""
-    return _load_invariant(spec) if spec else None
+    return _load_network(spec, True) if spec else None
 
 
 def _companion_for(model: WristClassifier | None, cfg: RecognitionConfig) -> WristClassifier | None:

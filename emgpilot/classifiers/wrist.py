@@ -232,14 +232,16 @@ class RotationEstimator:
         """Like :meth:`update` for precomputed features ``[B, F, C]``."""
         if len(feats) == 0:
             return self.shift
-        ev = shift_evidence(self.model, feats)
-        decay = 0.5 ** (1.0 / self.halflife)
-        prior = self.prior()
-        for row in ev:
-            # Forget towards the prior, not towards zero, so the prior never fades away entirely.
-            self.scores = prior + decay * (self.scores - prior) + row
-        self.n_windows += len(ev)
+        for row in shift_evidence(self.model, feats):
+            self.teach(row)
         return self.shift
+
+    def teach(self, evidence: np.ndarray) -> None:
+        """Add one window's :func:`shift_evidence` row."""
+        prior = self.prior()
+        # Forget towards the prior, not towards zero, so the prior never fades away entirely.
+        self.scores = prior + 0.5 ** (1.0 / self.halflife) * (self.scores - prior) + evidence
+        self.n_windows += 1
 
     @property
     def shift(self) -> int:

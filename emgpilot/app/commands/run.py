@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from emgpilot.config import ConfigError, to_mapping
     from emgpilot.signals.device import parse_speed
     from emgpilot.signals.runner import SessionRunner
-    from emgpilot.wearer import PROFILE_SOURCES, apply_profile, load_profile
+    from emgpilot.wearer import PROFILE_SOURCES, apply_profile, load_profile, remember_session
 
     if args.wearer and args.source not in PROFILE_SOURCES:
         live = " or ".join(PROFILE_SOURCES)
@@ -114,7 +114,10 @@ def run(args: argparse.Namespace) -> int:
             recorder.close()
     wall = time.perf_counter() - wall0
     if profile is not None:
-        _save_profile(profile, pipeline, cfg)
+        try:  # a failure to write is reported, not fatal: the session itself went through
+            remember_session(profile, pipeline, cfg)
+        except OSError as e:
+            log.error("wearer profile %s not saved: %s", profile.name, e)
     summary = {
         "source": args.source,
         "duration_s": round(stats.duration_s, 3),
@@ -136,18 +139,6 @@ def run(args: argparse.Namespace) -> int:
         if args.record:
             print(f"recorded to {args.record}")
     return 0
-
-
-def _save_profile(profile, pipeline, cfg) -> None:
-    """Keep what this session learnt about the wearer (a failure to write is reported, not fatal)."""
-    from emgpilot.wearer import save_profile, updated_profile
-
-    try:
-        path = save_profile(updated_profile(profile, pipeline, cfg))
-    except OSError as e:
-        log.error("wearer profile %s not saved: %s", profile.name, e)
-    else:
-        log.info("wearer profile saved to %s", path)
 
 
 def _pilot_streams(args: argparse.Namespace) -> list:

@@ -173,8 +173,10 @@ class ReplaySource:
     def _release(self, keep: Callable[[float], bool], limit: int | None) -> list[Message]:
         """Messages from the current position while ``keep(message time)``, at most ``limit``."""
         out: list[Message] = []
-        while self._pos < len(self._msgs) and keep(self._msgs.time(self._pos)):
+        while self._pos < len(self._msgs):
             t = self._msgs.time(self._pos)
+            if not keep(t):
+                break
             if math.isfinite(t) and self._msgs.carries_data[self._pos]:
                 self.position = max(self.position, t)
             out.append(self._msgs[self._pos])

@@ -428,9 +428,11 @@ class Session:
                     log.exception("closing the drone failed")
                     errors.append(e)
             if self.profile is not None:
+                from emgpilot.wearer import remember_session
+
                 self.closing_stage = "saving the wearer profile"
                 try:
-                    self._save_profile()
+                    self.profile = remember_session(self.profile, self.pipeline, self.cfg, self.spec.profile_dir)
                 except OSError as e:  # reported; the recording and the virtual drone still close
                     log.exception("saving the wearer profile failed")
                     errors.append(e)
@@ -456,14 +458,6 @@ class Session:
             self.closing_stage = "closed"
         if errors:
             raise errors[0]
-
-    def _save_profile(self) -> None:
-        from emgpilot.wearer import save_profile, updated_profile
-
-        assert self.profile is not None
-        self.profile = updated_profile(self.profile, self.pipeline, self.cfg)
-        path = save_profile(self.profile, self.spec.profile_dir)
-        log.info("wearer profile saved to %s", path)
 
     def _join_emergencies(self, timeout: float) -> None:
         with self._emergency_lock:
