@@ -128,17 +128,66 @@ def configured_arm(cfg: PipelineConfig) -> str | None:
     return arm if arm in ("right", "left") else None
 
 
-def apply_profile(cfg: PipelineConfig | None, profile: WearerProfile) -> PipelineConfig:
-    """``cfg`` for this wearer: their arm (when the configuration leaves it to ``auto``) and their
-    last armband rotation as the rotation estimate's starting point."""
+def apply_profile(
+    cfg: PipelineConfig | None, profile: WearerProfile, folder: str | Path | None = None
+) -> PipelineConfig:
+    """``cfg`` for this wearer: their arm (when the configuration leaves it to ``auto``), their
+    last armband rotation as the rotation estimate's starting point, and their calibration if they
+    made one (``emgpilot calibrate``; a broken calibration file raises :class:`ProfileError`)."""
     from emgpilot.build import with_wearer_arm
 
     cfg = with_wearer_arm(cfg, profile.arm)
+    path = calibration_path(profile.name, folder)
+    if path.exists():
+        from emgpilot.classifiers.calibration import CalibrationError, load_calibration
+
+        try:
+            load_calibration(path)
+        except CalibrationError as e:
+            raise ProfileError(f"{e}; calibrate again or delete it") from e
+        cfg = with_calibration(cfg, path)
     # A left arm's ring is mirrored before the network: a rotation learnt in one ring order
     # means nothing in the other (a profile without an arm was learnt unmirrored).
     if profile.wrist_rotation is None or (profile.arm == "left") != (configured_arm(cfg) == "left"):
         return cfg
     return with_rotation_prior(cfg, profile.wrist_rotation)
+
+
+def with_calibration(cfg: PipelineConfig | None, path: str | Path, calibration: Any = None) -> PipelineConfig:
+    """``cfg`` using the calibration file at ``path``; given the ``calibration`` itself, its armband
+    rotation (if made on the configured arm) also becomes the rotation estimate's start."""
+    cfg = cfg or PipelineConfig()
+    cfg = replace(cfg, recognition=replace(cfg.recognition, wrist_calibration=str(path)))
+    if calibration is None or calibration.rotation is None:
+        return cfg
+    if calibration.mirrored != (configured_arm(cfg) == "left"):
+        return cfg
+    return with_rotation_prior(cfg, calibration.rotation)
+
+
+def calibration_path(name: str, folder: str | Path | None = None) -> Path:
+    """Where ``name``'s calibration (:mod:`emgpilot.classifiers.calibration`) is kept."""
+    return Path(folder if folder is not None else default_profile_dir()) / "calibrations" / f"{check_name(name)}.json"
+
+
+def save_calibration(
+    name: str, calibration: Any, folder: str | Path | None = None, arm: str | None = None
+) -> WearerProfile:
+    """Keep ``calibration`` as ``name``'s, and the rotation and arm (``right``/``left`` if known)
+    it was made with in their profile (created if needed); returns the updated profile."""
+    profile = load_profile(name, folder)
+    calibration.save(calibration_path(name, folder))
+    if arm not in ("right", "left"):
+        # made with the ring mirrored: a left arm; unmirrored: not a left arm (right, or not said)
+        arm = "left" if calibration.mirrored else (None if profile.arm == "left" else profile.arm)
+    profile = replace(
+        profile,
+        arm=arm,
+        wrist_rotation=profile.wrist_rotation if calibration.rotation is None else int(calibration.rotation),
+        updated=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
+    save_profile(profile, folder)
+    return profile
 
 
 def with_rotation_prior(cfg: PipelineConfig | None, shift: int | None) -> PipelineConfig:

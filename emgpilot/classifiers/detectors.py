@@ -398,6 +398,7 @@ class ActivationDetector(WindowedDetector):
         prior_shift: int = 0,
         invariant: WristClassifier | None = None,
         invariant_windows: int = 0,
+        calibration: Any = None,
     ) -> None:
         if rotation_mode not in ROTATION_MODES:
             raise ValueError(f"wrist rotation mode must be one of {ROTATION_MODES}, not {rotation_mode!r}")
@@ -417,6 +418,12 @@ class ActivationDetector(WindowedDetector):
                 f"the rotation-invariant network's classes {tuple(self.invariant.classes)} differ from the "
                 f"wrist network's {tuple(wrist.classes)}"  # type: ignore[union-attr]
             )
+        # The wearer's own calibration (emgpilot.classifiers.calibration), if they made one.
+        self.calibration = calibration if wrist is not None else None
+        if self.calibration is not None:
+            if not hasattr(wrist, "features"):
+                raise ValueError("a wearer calibration needs a wrist model that exposes its window features")
+            self.calibration.check_model(wrist)
         # With a wrist model the windows are the model's (both see the same samples).
         super().__init__("activation", source, cfg, window=None if wrist is None else int(wrist.window))
         if wrist is not None:
@@ -508,8 +515,9 @@ class ActivationDetector(WindowedDetector):
             x = windows[near].astype(np.float32)
             if self.mirror:
                 x = np.ascontiguousarray(x[:, :, ::-1])
+            feats = None
             if self.rotation_mode == "none":
-                probs[near] = _tiled(self.wrist.predict_proba, x)
+                out = _tiled(self.wrist.predict_proba, x)
             else:
                 feats = _tiled(self.wrist.features, x)
                 # Only windows the detector calls active teach the armband rotation; each window
@@ -523,10 +531,21 @@ class ActivationDetector(WindowedDetector):
                     out[sel] = _softmax(_tiled(self.wrist.logits_from_features, feats[sel], shift))
                 if self.invariant is not None:
                     out = self._blend_invariant(out, feats, weight)
-                probs[near] = out
+            if self.calibration is not None:
+                out = self._blend_calibration(out, x, feats)
+            probs[near] = out
         if self.rotation_mode == "none":
             return [Chunk(self.wrist_info, t, probs)]
         return [Chunk(self.wrist_info, t, probs), Chunk(self.rotation_info, t, rotation)]
+
+    def _blend_calibration(self, out: np.ndarray, x: np.ndarray, feats: np.ndarray | None) -> np.ndarray:
+        """The network's answers ``out`` combined with the wearer's calibration, which was fitted in
+        the wearer's own electrode order (``feats``, if given, are in the network's: mirrored on a
+        left arm)."""
+        if feats is None:
+            feats = _tiled(self.wrist.features, x)  # type: ignore[union-attr]
+        own = feats[:, :, ::-1] if self.mirror else feats
+        return self.calibration.blend(out, own, self.wrist.classes)  # type: ignore[union-attr]
 
     def _companion_weight(self, taught: np.ndarray) -> np.ndarray:
         """The companion's weight per window: ``1 - taught / N`` (taught before the window), at least 0."""

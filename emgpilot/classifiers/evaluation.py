@@ -112,6 +112,8 @@ class SessionResult:
     """The armband rotation the session started from (a returning wearer), if any."""
     learnt_rotation: int | None = None
     """The armband rotation the session ended with (see :func:`emgpilot.wearer.learnt_rotation`)."""
+    calibrated_from: str | None = None
+    """The session the wearer's calibration was made from (``evaluate --calibrate-first``), if any."""
 
     @property
     def ok(self) -> bool:
@@ -136,6 +138,7 @@ class SessionResult:
         d["realtime_factor"] = self.duration_s / self.cpu_s if self.cpu_s > 0 else math.nan
         d["rotation_prior"] = self.rotation_prior
         d["learnt_rotation"] = self.learnt_rotation
+        d["calibrated_from"] = self.calibrated_from
         return d
 
 
@@ -209,6 +212,33 @@ def synthetic_session(seed: int, duration_s: float) -> Session:
     arm = SyntheticArm(
         seed=seed, speed=math.inf, duration_s=duration_s, schedule=Schedule.random(seed, duration_s), chunk_s=0.25
     )
+    return _arm_session(arm, f"wearer{seed:02d}", f"synthetic:seed={seed}")
+
+
+CALIBRATION_SEED_OFFSET = 1_000_003
+"""A synthetic wearer's calibration session draws its noise from this seed offset (same wearer,
+other data)."""
+
+
+def synthetic_calibration_session(seed: int) -> Session:
+    """A cued calibration session (:data:`emgpilot.classifiers.calibration.CALIBRATION_PLAN`) by
+    synthetic wearer ``seed``, with other noise than their evaluation session."""
+    from emgpilot.classifiers.calibration import calibration_schedule
+    from emgpilot.signals.synthetic import Schedule, SyntheticArm, Wearer
+
+    items = calibration_schedule()
+    end = items[-1][0] + items[-1][1] + 3.0
+    arm = SyntheticArm(
+        seed=seed + CALIBRATION_SEED_OFFSET,
+        wearer=Wearer.random(seed),
+        speed=math.inf,
+        schedule=Schedule.scripted(items, end_s=end),
+        chunk_s=0.25,
+    )
+    return _arm_session(arm, f"wearer{seed:02d}_calibration", f"synthetic:seed={seed}:calibration")
+
+
+def _arm_session(arm: Any, name: str, source: str) -> Session:
     messages: list[Message] = []
     arm.start()
     try:
@@ -218,11 +248,11 @@ def synthetic_session(seed: int, duration_s: float) -> Session:
     finally:
         arm.stop()
     return Session(
-        name=f"wearer{seed:02d}",
+        name=name,
         streams=list(arm.streams()),
         messages=messages,
         metadata=dict(arm.info()),
-        source=f"synthetic:seed={seed}",
+        source=source,
         dataset="synthetic",
     )
 
@@ -443,6 +473,8 @@ class InputSpec:
 
     label: str
     load: Callable[[], list[Session]]
+    calibration: Callable[[], Session] | None = None
+    """A separate cued session of the same wearer for ``--calibrate-first`` (None: the input's first session)."""
 
 
 def path_inputs(paths: Iterable[str | Path]) -> list[InputSpec]:
@@ -451,9 +483,29 @@ def path_inputs(paths: Iterable[str | Path]) -> list[InputSpec]:
 
 def synthetic_inputs(n: int, duration_s: float, first_seed: int = 0) -> list[InputSpec]:
     return [
-        InputSpec(f"synthetic wearer {s}", lambda s=s: [synthetic_session(s, duration_s)])
+        InputSpec(
+            f"synthetic wearer {s}",
+            lambda s=s: [synthetic_session(s, duration_s)],
+            lambda s=s: synthetic_calibration_session(s),
+        )
         for s in range(first_seed, first_seed + n)
     ]
+
+
+def calibrate_for(session: Session, cfg: Any = None) -> Any:
+    """The wearer calibration made from one cued ``session`` (:class:`CalibrationError` if it cannot be)."""
+    from emgpilot.build import PipelineConfig, declared_arm, with_wearer_arm
+    from emgpilot.classifiers.calibration import CalibrationError, calibrate_session
+    from emgpilot.classifiers.recognition import load_wrist
+
+    cfg = with_wearer_arm(cfg or PipelineConfig(), declared_arm(session.metadata))
+    model = load_wrist(cfg.recognition.wrist_model)
+    if model is None:
+        raise CalibrationError("calibration needs the wrist network (recognition.wrist_model)")
+    left = cfg.recognition.fusion.arm == "left"
+    return calibrate_session(
+        session.messages, model, mirrored=left, preprocess=cfg.preprocess, source=session.source or session.name
+    )
 
 
 def evaluate_inputs(
@@ -464,16 +516,28 @@ def evaluate_inputs(
     baseline: bool = True,
     feed_gaps: bool = FEED_GAPS,
     returning: bool = False,
+    calibrate_first: bool = False,
 ) -> list[SessionResult]:
     """Evaluate every input; a failing input becomes a result with ``error`` set.
 
     With ``returning``, the sessions of one input (one person's file, in recorded order) are
     scored as a returning wearer would run them: each starts from the armband rotation the
     previous one learnt (:mod:`emgpilot.wearer`). The first session of every input starts fresh.
+
+    With ``calibrate_first``, each wearer first makes a calibration
+    (:mod:`emgpilot.classifiers.calibration`) from their first session, which is then not scored
+    (a synthetic wearer makes a separate cued calibration session), and the other sessions run
+    with it and with the rotation it found.
     """
+    import tempfile
+
     from tqdm import tqdm
 
+    from emgpilot.classifiers.calibration import CalibrationError
+    from emgpilot.wearer import with_calibration
+
     results: list[SessionResult] = []
+    scratch: tempfile.TemporaryDirectory | None = None  # calibration files of this run
     bar = tqdm(inputs, unit="file", disable=not progress, dynamic_ncols=True, leave=False)
     for spec in bar:
         bar.set_postfix_str(Path(spec.label).name, refresh=False)
@@ -486,21 +550,41 @@ def evaluate_inputs(
         if not sessions:
             results.append(SessionResult(name=spec.label, source=spec.label, error=f"{spec.label}: holds no session"))
         prior: int | None = None
+        run_cfg, calibrated_from = cfg, None
+        if calibrate_first:
+            try:
+                cal_session = spec.calibration() if spec.calibration is not None else None
+                if cal_session is None:
+                    if len(sessions) < 2:
+                        raise CalibrationError("--calibrate-first needs two or more sessions of the wearer")
+                    cal_session, sessions = sessions[0], sessions[1:]
+                calibration = calibrate_for(cal_session, cfg)
+            except (CalibrationError, EvaluationError) as e:
+                results.append(SessionResult(name=Path(spec.label).stem, source=spec.label, error=f"{spec.label}: {e}"))
+                continue
+            if scratch is None:
+                scratch = tempfile.TemporaryDirectory(prefix="emgpilot-calibration-")
+            path = calibration.save(Path(scratch.name) / f"calibration{len(results)}.json")
+            run_cfg = with_calibration(cfg, path)
+            prior, calibrated_from = calibration.rotation, cal_session.source or cal_session.name
         for session in sessions:
             res = evaluate_session(
                 session,
-                cfg,
+                run_cfg,
                 keep_timeline=keep_timeline,
                 baseline=baseline,
                 feed_gaps=feed_gaps,
-                rotation_prior=prior if returning else None,
+                rotation_prior=prior if (returning or calibrated_from) else None,
             )
+            res.calibrated_from = calibrated_from
             if res.error:
                 log.debug("%s", res.error)
-            elif res.learnt_rotation is not None:
+            elif res.learnt_rotation is not None and not calibrated_from:
                 prior = res.learnt_rotation
             results.append(res)
     bar.close()
+    if scratch is not None:
+        scratch.cleanup()
     return results
 
 

@@ -122,6 +122,9 @@ class RecognitionConfig:
         over the first ``wrist_invariant_windows`` windows that teach the rotation estimate (every
         4th active window: 50 is ~10 s of gestures). 0 turns it off; a wearer profile with a known
         rotation turns it off too.
+    wrist_calibration : path of a wearer calibration file (:mod:`emgpilot.classifiers.calibration`,
+        made by ``emgpilot calibrate`` from one cued session); ``""`` for none (the default: no
+        calibration is needed). A wearer profile with a calibration sets it.
     """
 
     enabled: bool = True
@@ -132,6 +135,7 @@ class RecognitionConfig:
     wrist_rotation_prior: int = 0
     wrist_invariant_model: str = "shipped"
     wrist_invariant_windows: int = 50
+    wrist_calibration: str = ""
     activation: DetectorConfig = field(default_factory=DetectorConfig)
     fist: DetectorConfig = field(default_factory=DetectorConfig)
     stiffen: StiffenDetectorConfig = field(default_factory=StiffenDetectorConfig)
@@ -200,6 +204,14 @@ def recognition_stages(
     if FOREARM_FILTERED in streams:
         src = streams[FOREARM_FILTERED]
         model = wrist if wrist is not None else load_wrist(cfg.wrist_model)
+        calibration = None
+        if cfg.wrist_calibration:
+            if model is None:
+                log.warning("wearer calibration %s not used: there is no wrist network", cfg.wrist_calibration)
+            else:
+                from emgpilot.classifiers.calibration import load_calibration
+
+                calibration = load_calibration(cfg.wrist_calibration)
         # A left arm (fusion.arm = "left") mirrors the electrode ring for the wrist network.
         left = cfg.fusion.arm == "left"
         # Where a mirrored ring's standard placement falls depends on where the Myo's logo pod sits
@@ -216,6 +228,7 @@ def recognition_stages(
             prior_shift=cfg.wrist_rotation_prior,
             invariant=_companion_for(model, cfg),
             invariant_windows=cfg.wrist_invariant_windows,
+            calibration=calibration,
         )
         stages.append(activation)
         stages.append(FistDetector(src, cfg.fist))

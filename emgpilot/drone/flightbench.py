@@ -27,6 +27,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -105,7 +106,7 @@ class ArmSource:
 
     recognition = "pipeline"
 
-    def __init__(self, seed: int, pipeline_config: Any | None = None) -> None:
+    def __init__(self, seed: int, pipeline_config: Any | None = None, calibrate: bool = False) -> None:
         from emgpilot.build import build_pipeline, with_wearer_arm
         from emgpilot.signals.synthetic import SyntheticArm
         from emgpilot.signals.synthetic_model import Schedule
@@ -113,6 +114,9 @@ class ArmSource:
         self.arm = SyntheticArm(seed=seed, speed=float("inf"), schedule=Schedule.idle())
         # The pilot says which arm wears the sensors, as a user would in the app's settings.
         cfg = with_wearer_arm(pipeline_config, str(self.arm.info()["arm"]))
+        self._scratch = None
+        if calibrate:
+            cfg = self._calibrated(seed, cfg)
         self.pipeline = build_pipeline(self.arm.streams(), cfg)
         self.arm.start()
         self._t = 0.0
@@ -141,8 +145,22 @@ class ArmSource:
                     self._t = max(self._t, m.t_end)
         return out
 
+    def _calibrated(self, seed: int, cfg: Any) -> Any:
+        """``cfg`` with this wearer's calibration, made from their own cued calibration session first."""
+        import tempfile
+
+        from emgpilot.classifiers.evaluation import calibrate_for, synthetic_calibration_session
+        from emgpilot.wearer import with_calibration
+
+        calibration = calibrate_for(synthetic_calibration_session(seed), cfg)
+        self._scratch = tempfile.TemporaryDirectory(prefix="emgpilot-calibration-")
+        path = calibration.save(Path(self._scratch.name) / "calibration.json")
+        return with_calibration(cfg, path, calibration)
+
     def close(self) -> None:
         self.arm.stop()
+        if self._scratch is not None:
+            self._scratch.cleanup()
 
 
 # --------------------------------------------------------------------------- the scripted pilot
@@ -420,15 +438,16 @@ def run_flight_bench(args: Any) -> dict[str, Any]:
 
         pipeline_cfg = load_pipeline_config(args.config)
     oracle = bool(getattr(args, "oracle", False))
+    calibrate = bool(getattr(args, "calibrate", False))
     flight_cfg = FlightConfig()
     if getattr(args, "max_gestures", None):
         flight_cfg.max_gestures = int(args.max_gestures)
     wall0 = time.perf_counter()
     per_wearer = []
-    recognition = "oracle" if oracle else "pipeline"
+    recognition = "oracle" if oracle else ("pipeline, calibrated wearers" if calibrate else "pipeline")
     for k in range(n_wearers):
         seed = seed0 + k
-        source: GestureSource = OracleSource() if oracle else ArmSource(seed, pipeline_cfg)
+        source: GestureSource = OracleSource() if oracle else ArmSource(seed, pipeline_cfg, calibrate)
         try:
             res = fly_course(source, course_cfg, mapping, flight_cfg)
         finally:

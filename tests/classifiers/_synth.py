@@ -65,6 +65,7 @@ class FakeWrist:
     """Deterministic stand-in for the wrist network: softmax of channel-group log levels."""
 
     classes = ("rest", "fist", "wrist_flexion", "wrist_extension")
+    feature_names = ("log_rms",)
     window = 40
     channels = 8
 
@@ -82,3 +83,18 @@ class FakeWrist:
         z = z - z.max(axis=1, keepdims=True)
         p = np.exp(z)
         return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def fake_calibration(seed: int = 3):
+    """A fixed wearer calibration over :class:`FakeWrist`'s features (three of its classes)."""
+    from emgpilot.classifiers.calibration import WearerCalibration
+
+    rng = np.random.default_rng(seed)
+    return WearerCalibration(
+        classes=("rest", "fist", "wrist_flexion"),
+        coef=rng.normal(0, 1.0, (3, 8)),
+        intercept=np.array([2.0, 0.0, -1.0]),
+        feature_names=FakeWrist.feature_names,
+        window=40,
+        channels=8,
+    )

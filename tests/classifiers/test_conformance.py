@@ -24,13 +24,17 @@ from emgpilot.classifiers.recognition import RecognitionConfig
 from emgpilot.signals.pipeline import Pipeline, Stage
 from emgpilot.signals.streams import Chunk, Event, Message, message_stream
 
-from ._synth import FILTERED, IMU, UPPER_ENV, FakeWrist, cut, forearm, imu, upper
+from ._synth import FILTERED, IMU, UPPER_ENV, FakeWrist, cut, fake_calibration, forearm, imu, upper
 
 ROT_CFG = RecognitionConfig().rotation
 
 STAGES: dict[str, tuple[Callable[[], Stage], Callable[[], Chunk]]] = {
     "activation": (lambda: ActivationDetector(FILTERED, DetectorConfig()), forearm),
     "activation+wrist": (lambda: ActivationDetector(FILTERED, DetectorConfig(), FakeWrist()), forearm),
+    "activation+wrist+calibration": (
+        lambda: ActivationDetector(FILTERED, DetectorConfig(), FakeWrist(), calibration=fake_calibration()),
+        forearm,
+    ),
     "fist": (lambda: FistDetector(FILTERED, DetectorConfig()), forearm),
     "stiffen": (lambda: StiffenDetector(UPPER_ENV, DetectorConfig()), upper),
     "rotation": (lambda: RotationDetector(IMU, ROT_CFG), imu),

@@ -270,3 +270,32 @@ def test_a_companion_with_other_classes_is_left_out_not_an_error(caplog):
     assert activation.invariant is None and "not used" in caplog.text
     with pytest.raises(ValueError, match="classes"):
         ActivationDetector(FILTERED, DetectorConfig(), four, invariant=model, invariant_windows=50)
+
+
+def test_a_wearer_calibration_sees_the_wearers_own_electrode_order_even_on_a_left_arm():
+    from ._synth import fake_calibration
+
+    cal = fake_calibration()
+    chunk = forearm(10.0)
+    windows = np.stack([chunk.data[i : i + 40] for i in range(600, 1400, 40)]).astype(np.float32)
+    flat = np.full((len(windows), 4), 0.25, dtype=np.float32)
+    want = cal.blend(flat, FakeWrist().features(windows), FakeWrist.classes)
+    left = ActivationDetector(FILTERED, DetectorConfig(), FakeWrist(), mirror=True, calibration=cal)
+    # the detector hands the network mirrored windows; the calibration must see them unmirrored
+    got = left._blend_calibration(flat, np.ascontiguousarray(windows[:, :, ::-1]), None)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert not np.allclose(want, flat)
+
+
+def test_a_calibration_changes_the_published_wrist_probabilities():
+    from ._synth import fake_calibration
+
+    def wrist(det: ActivationDetector) -> np.ndarray:
+        return np.concatenate([m.data for c in cut(forearm(30.0), 100) for m in det.process(c) if m.stream == "wrist"])
+
+    plain = wrist(ActivationDetector(FILTERED, DetectorConfig(), FakeWrist()))
+    calibrated = wrist(ActivationDetector(FILTERED, DetectorConfig(), FakeWrist(), calibration=fake_calibration()))
+    shown = np.isfinite(plain[:, 0])
+    np.testing.assert_array_equal(shown, np.isfinite(calibrated[:, 0]))
+    np.testing.assert_allclose(calibrated[shown].sum(axis=1), 1.0, rtol=1e-5)
+    assert np.abs(calibrated[shown] - plain[shown]).max() > 0.1

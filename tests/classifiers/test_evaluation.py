@@ -212,3 +212,16 @@ def test_the_rotation_prior_reaches_the_pipeline_configuration():
     res = evaluate_session(cued_session(n_reps=1), pipeline_factory=factory, baseline=False, rotation_prior=3)
     assert seen == [3] and res.rotation_prior == 3 and res.to_dict()["rotation_prior"] == 3
     assert res.learnt_rotation is None  # the stand-in has no rotation estimate
+
+
+def test_calibrate_first_uses_a_calibration_session_and_needs_two_sessions_of_a_file():
+    from emgpilot.classifiers.evaluation import evaluate_inputs, path_inputs, synthetic_inputs
+    from emgpilot.recordings import sample_path
+
+    (res,) = evaluate_inputs(
+        synthetic_inputs(1, 40.0, first_seed=2), calibrate_first=True, baseline=False, progress=False
+    )
+    assert res.ok and res.calibrated_from == "synthetic:seed=2:calibration"
+    assert res.rotation_prior is not None and res.to_dict()["calibrated_from"] == res.calibrated_from
+    (res,) = evaluate_inputs(path_inputs([sample_path()]), calibrate_first=True, baseline=False, progress=False)
+    assert not res.ok and "two or more sessions" in res.error

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 
 from emgpilot.drone.backend import DroneState
 from emgpilot.drone.flightbench import OracleSource, Trial, fly_course, judge, run_flight_bench, short_course
@@ -25,6 +26,23 @@ def test_small_pipeline_run_reports_the_json_keys() -> None:
     assert result["recognition"] == "pipeline"
     assert sum(result["outcomes"].values()) == result["gestures"]
     json.dumps(result, allow_nan=False)
+
+
+def test_calibrated_wearers_fly_with_their_calibration() -> None:
+    from emgpilot.classifiers.detectors import ActivationDetector
+    from emgpilot.drone.flightbench import ArmSource
+
+    source = ArmSource(1, calibrate=True)
+    try:
+        (act,) = [s for s in source.pipeline.stages if isinstance(s, ActivationDetector)]
+        assert act.calibration is not None and act.prior_shift == act.calibration.rotation
+        scratch = source._scratch.name
+    finally:
+        source.close()
+    assert not os.path.exists(scratch)  # the calibration file goes with the wearer
+    args = argparse.Namespace(wearers=1, seed=1, short=True, max_gestures=4, calibrate=True)
+    result = run_flight_bench(args)
+    assert result["recognition"] == "pipeline, calibrated wearers" and 1 <= result["gestures"] <= 4
 
 
 def test_perfect_recognition_flies_the_default_course_with_every_response_correct() -> None:

@@ -15,6 +15,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bench",
     "devices",
     "wearers",
+    "calibrate",
     "record",
     "fakedevice",
     "train_wrist",

@@ -57,6 +57,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--course", help="course TOML (default: the built-in hoop course)")
     g.add_argument("--mapping", help="gesture-to-command mapping TOML")
     g.add_argument("--oracle", action="store_true", help="perfect recognition (isolates the flying from the EMG)")
+    g.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="each wearer first makes a 1.5-minute cued calibration session (emgpilot calibrate)",
+    )
     g.add_argument("--short", action="store_true", help="the two-hoop course (quick check)")
     g.add_argument("--max-gestures", type=int, help="gestures per wearer at most (default 120)")
     p.set_defaults(func=run)

@@ -50,6 +50,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="score each file's sessions as a returning wearer: each starts from the armband rotation the previous "
         "one learnt (a wearer profile); the first session of every file starts fresh",
     )
+    p.add_argument(
+        "--calibrate-first",
+        action="store_true",
+        help="each wearer first calibrates (emgpilot calibrate) from their first session, which is then not scored; "
+        "synthetic wearers make a separate 1.5-minute cued calibration session",
+    )
     p.set_defaults(func=run)
 
 
@@ -101,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         baseline=not args.no_baseline,
         feed_gaps=not args.ignore_gaps,
         returning=args.returning,
+        calibrate_first=args.calibrate_first,
     )
     summary = summarize(results)
     command = "emgpilot evaluate " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 1 else ""

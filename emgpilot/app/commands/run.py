@@ -73,10 +73,10 @@ def run(args: argparse.Namespace) -> int:
         speed = parse_speed(args.speed)
         cfg = load_pipeline_config(args.config)
         profile = load_profile(args.wearer) if args.wearer else None
+        if profile is not None:
+            cfg = apply_profile(cfg, profile)
     except (ValueError, ConfigError) as e:
         raise CLIError(str(e)) from e
-    if profile is not None:
-        cfg = apply_profile(cfg, profile)
     device = open_source(args, speed=speed)
     pipeline = build_pipeline(device.streams(), cfg)
     recorder = None

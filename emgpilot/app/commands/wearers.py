@@ -10,7 +10,7 @@ import sys
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "wearers",
-        help="list or forget wearer profiles (the armband rotation remembered per wearer)",
+        help="list or forget wearer profiles (the armband rotation remembered per wearer, their calibration)",
         description="Wearer profiles keep the armband rotation a wearer's last session learnt, so their next "
         "session (run/gui --wearer NAME) starts from it. Lists them, or forgets one.",
     )
@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
 
     from emgpilot.app.cli import CLIError
     from emgpilot.classifiers.wrist import signed_shift
-    from emgpilot.wearer import ProfileError, default_profile_dir, load_profile, profile_path
+    from emgpilot.wearer import ProfileError, calibration_path, default_profile_dir, load_profile, profile_path
 
     folder = Path(args.dir) if args.dir else default_profile_dir()
     if args.forget:
@@ -36,6 +36,8 @@ def run(args: argparse.Namespace) -> int:
         if not path.exists():
             raise CLIError(f"no profile for wearer {args.forget!r} in {folder}")
         path.unlink()
+        calibration = calibration_path(args.forget, folder)
+        calibration.unlink(missing_ok=True)
         print(f"forgot wearer {args.forget} ({path})")
         return 0
     rows, broken = [], []
@@ -45,14 +47,16 @@ def run(args: argparse.Namespace) -> int:
         except ProfileError as e:
             broken.append(str(e))
     if args.json:
-        print(json.dumps({"folder": str(folder), "wearers": [r.to_dict() for r in rows], "errors": broken}, indent=2))
+        wearers = [{**r.to_dict(), "calibrated": calibration_path(r.name, folder).exists()} for r in rows]
+        print(json.dumps({"folder": str(folder), "wearers": wearers, "errors": broken}, indent=2))
     elif not rows and not broken:
         print(f"no wearer profiles in {folder} (run or gui --wearer NAME creates one)")
     else:
-        print(f"{'wearer':20s} {'arm':6s} {'rotation':>8s} {'sessions':>8s}  updated")
+        print(f"{'wearer':20s} {'arm':6s} {'rotation':>8s} {'sessions':>8s} {'calibrated':10s}  updated")
         for r in rows:
             rot = "-" if r.wrist_rotation is None else f"{signed_shift(r.wrist_rotation):+d}"
-            print(f"{r.name:20s} {r.arm or '-':6s} {rot:>8s} {r.sessions:8d}  {r.updated or '-'}")
+            cal = "yes" if calibration_path(r.name, folder).exists() else "-"
+            print(f"{r.name:20s} {r.arm or '-':6s} {rot:>8s} {r.sessions:8d} {cal:10s}  {r.updated or '-'}")
     for message in broken:
         print(f"emgpilot wearers: warning: {message}", file=sys.stderr)
     return 0

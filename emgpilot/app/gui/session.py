@@ -327,7 +327,7 @@ class Session:
         elif spec.wearer:
             log.info("wearer %s: profiles are for live Myo sessions, not used with %s", spec.wearer, spec.source)
         if self.profile is not None:
-            self.cfg = apply_profile(self.cfg, self.profile)
+            self.cfg = apply_profile(self.cfg, self.profile, spec.profile_dir)
         self.device = TimedDevice(device if device is not None else open_device(spec))
         self.pipeline = build_pipeline(self.device.streams(), self.cfg)
         self.recorder = RecorderSwitch()

@@ -1,0 +1,116 @@
+"""``emgpilot calibrate``: teach the wrist classification one wearer's own patterns (optional).
+
+See :mod:`emgpilot.classifiers.calibration`. The input is one cued session: a recording made
+in the window during a cued gesture session (``Record`` + ``Start cued session``), a dataset
+file, or, to try it out, a synthetic wearer's generated calibration session.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "calibrate",
+        help="optional: fit a wearer's own fist / wrist flexion / extension patterns from one cued session",
+        description="Recognition needs no calibration. A wearer who records one cued session (about 1.5 min: "
+        "fist, wrist flexion and wrist extension, five times each, rest between; the window's cued session "
+        "while recording) can teach it their own patterns: a linear classifier on the wrist network's features, "
+        "blended with the network, plus the armband rotation the labelled gestures show. Saved in the wearer's "
+        "profile (run/gui --wearer NAME then use it), or to a file for recognition.wrist_calibration.",
+    )
+    p.add_argument("path", nargs="?", help="cued session: a recording (.mcap) or a dataset file (.npz)")
+    p.add_argument("--session", type=int, default=1, help="which session of a multi-session file (1 = first)")
+    p.add_argument("--synthetic", type=int, metavar="SEED", help="use synthetic wearer SEED's calibration session")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--wearer", metavar="NAME", help="keep it in this wearer's profile")
+    who.add_argument("--out", metavar="FILE", help="write it to this file instead (JSON)")
+    p.add_argument(
+        "--arm", choices=("right", "left"), help="the arm wearing the Myo (default: as recorded, else right)"
+    )
+    p.add_argument("--config", help="pipeline configuration TOML (the conditioning and wrist network it uses)")
+    p.add_argument("--dir", metavar="DIR", help="profile folder (default: the user data folder)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from emgpilot.app.cli import CLIError
+    from emgpilot.build import load_pipeline_config, with_wearer_arm
+    from emgpilot.classifiers.calibration import (
+        CalibrationError,
+        fit_calibration,
+        session_features,
+        split_half_accuracy,
+    )
+    from emgpilot.classifiers.evaluation import EvaluationError, sessions_from_path, synthetic_calibration_session
+    from emgpilot.classifiers.recognition import load_wrist
+    from emgpilot.classifiers.wrist import signed_shift
+    from emgpilot.config import ConfigError
+    from emgpilot.wearer import ProfileError, calibration_path, check_name, save_calibration
+
+    if (args.path is None) == (args.synthetic is None):
+        raise CLIError("give one cued session: a recording/dataset file, or --synthetic SEED")
+    try:
+        if args.wearer:
+            check_name(args.wearer)
+        cfg = load_pipeline_config(args.config)
+    except (ValueError, ConfigError) as e:
+        raise CLIError(str(e)) from e
+    try:
+        if args.synthetic is not None:
+            session = synthetic_calibration_session(args.synthetic)
+        else:
+            sessions = sessions_from_path(args.path)
+            if not 1 <= args.session <= len(sessions):
+                raise CLIError(f"{args.path} holds {len(sessions)} session(s); --session {args.session} is not one")
+            session = sessions[args.session - 1]
+    except EvaluationError as e:
+        raise CLIError(str(e)) from e
+    arm = args.arm or session.metadata.get("arm") or session.metadata.get("hand")
+    cfg = with_wearer_arm(cfg, arm if arm in ("right", "left") else None)
+    model = load_wrist(cfg.recognition.wrist_model)
+    if model is None:
+        raise CLIError("calibration needs the wrist network (recognition.wrist_model)")
+    left = cfg.recognition.fusion.arm == "left"
+    try:
+        feats, labels = session_features(session.messages, model, cfg.preprocess)
+        calibration = fit_calibration(
+            feats, labels, model, mirrored=left, source=str(args.path or f"synthetic:seed={args.synthetic}")
+        )
+    except CalibrationError as e:
+        raise CLIError(f"{session.source or session.name}: {e}") from e
+    check = split_half_accuracy(feats, labels, model)
+    try:
+        if args.out:
+            where = calibration.save(args.out)
+        else:
+            save_calibration(args.wearer, calibration, args.dir, arm="left" if left else arm)
+            where = calibration_path(args.wearer, args.dir)
+    except (OSError, ProfileError) as e:
+        raise CLIError(f"cannot save the calibration: {e}") from e
+    result = {
+        "saved": str(where),
+        "wearer": args.wearer,
+        "arm": "left" if left else (arm or "not set"),
+        "classes": list(calibration.classes),
+        "windows": calibration.windows,
+        "rotation": None if calibration.rotation is None else signed_shift(calibration.rotation),
+        "split_half_accuracy": check,
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"calibration saved to {where}")
+    print("settled windows: " + ", ".join(f"{c} {n}" for c, n in calibration.windows.items()))
+    if calibration.rotation is not None:
+        print(f"armband rotation: {signed_shift(calibration.rotation):+d} electrodes from the standard placement")
+    if check is not None:
+        print(f"first half -> second half of the session (and back): {100 * check:.1f} % of windows right")
+    if args.wearer:
+        print(f"used by: emgpilot run --wearer {args.wearer} (or the window's Wearer field) with the Myo")
+    else:
+        print(f"use it with [recognition] wrist_calibration = {json.dumps(str(where))} in a configuration TOML")
+    return 0

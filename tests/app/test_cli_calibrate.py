@@ -1,0 +1,71 @@
+"""``emgpilot calibrate`` and how a wearer's calibration reaches a session."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from emgpilot.app.cli import main
+from emgpilot.build import PipelineConfig
+from emgpilot.classifiers.calibration import load_calibration
+from emgpilot.recordings import sample_path
+from emgpilot.wearer import ProfileError, apply_profile, calibration_path, load_profile
+
+
+def test_calibrate_a_wearer_then_list_use_and_forget_it(tmp_path, capsys):
+    assert main(["calibrate", "--synthetic", "4", "--wearer", "ana", "--dir", str(tmp_path), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["classes"] == ["rest", "fist", "wrist_flexion", "wrist_extension"]
+    assert result["split_half_accuracy"] > 0.9 and result["arm"] == "right"
+    cal = load_calibration(calibration_path("ana", tmp_path))
+    profile = load_profile("ana", tmp_path)
+    assert profile.arm == "right" and profile.wrist_rotation == cal.rotation
+    cfg = apply_profile(PipelineConfig(), profile, tmp_path)
+    assert cfg.recognition.wrist_calibration == str(calibration_path("ana", tmp_path))
+    assert cfg.recognition.wrist_rotation_prior == cal.rotation and cfg.recognition.wrist_invariant_windows == 0
+
+    assert main(["wearers", "--dir", str(tmp_path), "--json"]) == 0
+    (listed,) = json.loads(capsys.readouterr().out)["wearers"]
+    assert listed["name"] == "ana" and listed["calibrated"] is True
+
+    calibration_path("ana", tmp_path).write_text("{", encoding="utf-8")
+    with pytest.raises(ProfileError, match="calibrate again"):
+        apply_profile(PipelineConfig(), profile, tmp_path)
+    assert main(["wearers", "--dir", str(tmp_path), "--forget", "ana"]) == 0
+    assert not calibration_path("ana", tmp_path).exists() and not (tmp_path / "ana.json").exists()
+
+
+def test_calibrate_from_the_shipped_real_recording_to_a_file(tmp_path, capsys):
+    out = tmp_path / "me.json"
+    assert main(["calibrate", str(sample_path()), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "calibration saved" in text and "wrist_calibration" in text
+    cal = load_calibration(out)
+    # the myo-readings session cues wrist flexion/extension, radial/ulnar deviation and fist
+    assert {"rest", "fist", "wrist_flexion", "wrist_extension", "radial_deviation"} <= set(cal.classes)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["calibrate", "--wearer", "ana"], "give one cued session"),
+        (["calibrate", "missing.mcap", "--out", "x.json"], "missing.mcap"),
+        (["calibrate", "--synthetic", "1", "--wearer", "../x"], "wearer name"),
+        (["calibrate", "SAMPLE", "--session", "2", "--out", "x.json"], "holds 1 session"),
+    ],
+)
+def test_calibrate_usage_errors_are_clear(argv, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    argv = [str(sample_path()) if a == "SAMPLE" else a for a in argv]
+    assert main([*argv, "--dir", str(tmp_path)] if "--wearer" in argv else argv) != 0
+    assert message in capsys.readouterr().err
+
+
+def test_a_session_without_gesture_cues_cannot_calibrate(tmp_path, capsys):
+    rec = tmp_path / "rest.mcap"
+    assert main(["record", "--source", "synthetic", "--seed", "2", "--duration", "3", "-o", str(rec)]) == 0
+    capsys.readouterr()
+    assert main(["calibrate", str(rec), "--out", str(tmp_path / "c.json")]) != 0
+    err = capsys.readouterr().err
+    assert "calibration needs rest and at least two gestures" in err or "no settled windows" in err
