@@ -244,8 +244,11 @@ def model_feature_names(model: Any) -> tuple[str, ...]:
     return tuple(getattr(model, "feature_names", FEATURE_NAMES))
 
 
-def forearm_class(label: str, classes: Sequence[str]) -> str | None:
-    """The wrist-network class a cue label asks of the forearm, or None (not a forearm class)."""
+def forearm_class(label: str, classes: Sequence[str], left_arm: bool = False) -> str | None:
+    """The wrist-network class a cue label asks of the forearm, or None (not a forearm class).
+    On a left arm the thumb-up waves swap (wave left is a wrist extension there)."""
+    if left_arm and label in ("wave_left", "wave_right"):
+        label = "wave_right" if label == "wave_left" else "wave_left"
     name = PRIMITIVE_OF.get(label, label)
     if name.startswith("other:"):
         name = name[len("other:") :]
@@ -259,6 +262,7 @@ def labelled_windows(
     preprocess: Any = None,
     settle_s: float = SETTLE_S,
     step: int = STEP,
+    left_arm: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Conditioned forearm EMG windows under a held cue, and their class names.
 
@@ -312,7 +316,7 @@ def labelled_windows(
     k1 = np.searchsorted(cue_t, t1, side="right") - 1
     keep = contiguous & (k0 >= 0) & (k0 == k1)
     keep &= t0 - cue_t[np.maximum(k0, 0)] >= settle_s
-    names = np.array([forearm_class(c.label, classes) or "" for c in cues], dtype=object)
+    names = np.array([forearm_class(c.label, classes, left_arm) or "" for c in cues], dtype=object)
     label = names[np.maximum(k0, 0)]
     keep &= label != ""
     idx = starts[keep]
@@ -400,9 +404,11 @@ def best_rotation(model: Any, feats: np.ndarray, labels: np.ndarray, mirrored: b
     return best
 
 
-def session_features(messages: Iterable[Message], model: Any, preprocess: Any = None) -> tuple[np.ndarray, np.ndarray]:
+def session_features(
+    messages: Iterable[Message], model: Any, preprocess: Any = None, left_arm: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Features ``[N, F, C]`` and class names of one cued session's settled windows."""
-    windows, labels = labelled_windows(messages, model.classes, int(model.window), preprocess)
+    windows, labels = labelled_windows(messages, model.classes, int(model.window), preprocess, left_arm=left_arm)
     if not len(windows):
         raise CalibrationError("no settled windows under a cue of fist, wrist flexion/extension or rest")
     return model.features(windows), labels
@@ -416,7 +422,7 @@ def calibrate_session(
     source: str = "",
 ) -> WearerCalibration:
     """A calibration from one cued session's messages (see :func:`labelled_windows`)."""
-    feats, labels = session_features(messages, model, preprocess)
+    feats, labels = session_features(messages, model, preprocess, left_arm=mirrored)
     return fit_calibration(feats, labels, model, mirrored=mirrored, source=source)
 
 

@@ -166,3 +166,13 @@ def test_the_recogniser_loads_the_configured_calibration(tmp_path, model, wearer
     with caplog.at_level("WARNING"):
         (act,) = [s for s in recognition_stages(cfg, {filtered.name: filtered}) if isinstance(s, ActivationDetector)]
     assert act.calibration is None and "no wrist network" in caplog.text
+
+
+def test_thumb_up_waves_swap_on_a_left_arm():
+    from emgpilot.classifiers.calibration import forearm_class
+
+    classes = ("rest", "fist", "wrist_flexion", "wrist_extension")
+    assert forearm_class("wave_left", classes) == "wrist_flexion"
+    assert forearm_class("wave_left", classes, left_arm=True) == "wrist_extension"
+    assert forearm_class("wave_down", classes, left_arm=True) == "wrist_flexion"
+    assert forearm_class("stiffen", classes) is None and forearm_class("rotate_cw", classes) is None

@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError("calibration needs the wrist network (recognition.wrist_model)")
     left = cfg.recognition.fusion.arm == "left"
     try:
-        feats, labels = session_features(session.messages, model, cfg.preprocess)
+        feats, labels = session_features(session.messages, model, cfg.preprocess, left_arm=left)
         calibration = fit_calibration(
             feats, labels, model, mirrored=left, source=str(args.path or f"synthetic:seed={args.synthetic}")
         )
