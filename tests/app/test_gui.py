@@ -259,6 +259,40 @@ def test_cued_session_records_cues_and_shows_a_score(qtbot, tmp_path, no_leaks):
     assert [c.label for c in cues if c.label != "rest"] == plan.order()
 
 
+def test_a_cued_session_can_calibrate_the_wearer(qtbot, tmp_path, monkeypatch, no_leaks):
+    from emgpilot.classifiers.calibration import load_calibration
+    from emgpilot.wearer import calibration_path, load_profile
+
+    spec = fast_demo(seed=2, manual=True)
+    spec.profile_dir = str(tmp_path / "wearers")
+    win = make_window(qtbot, tmp_path, spec)
+    advance(win, 2.0)
+    plan = CuePlan(
+        gestures=("fist", "wave_down", "wave_up"),
+        repetitions=3,
+        cue_s=3.0,
+        rest_s=2.0,
+        lead_in_s=1.0,
+        random_order=False,
+    )
+    win.calibrate_check.setChecked(True)
+    assert not win.start_cues(plan)
+    assert "Wearer field" in win._last_message
+    win.wearer_edit.setText("ana")
+    assert not win.start_cues(plan)
+    assert "live Myo wearer" in win._last_message
+    # The synthetic arm stands in for a person wearing a Myo here (it follows the cues).
+    monkeypatch.setattr("emgpilot.wearer.PROFILE_SOURCES", ("myo", "synthetic"))
+    assert win.start_cues(plan)
+    advance(win, plan.duration_s + 0.5)
+    assert "correct" in win.cue_result
+    qtbot.waitUntil(lambda: not win.closing, timeout=WAIT_MS)
+    assert "calibration saved" in win._last_message, win._last_message
+    cal = load_calibration(calibration_path("ana", spec.profile_dir))
+    assert cal.classes == ("rest", "fist", "wrist_flexion", "wrist_extension")
+    assert load_profile("ana", spec.profile_dir).wrist_rotation == cal.rotation
+
+
 def test_settings_persist_between_runs(qtbot, tmp_path, no_leaks):
     win = make_window(qtbot, tmp_path, None)
     win._select(win.drone_combo, "virtual")

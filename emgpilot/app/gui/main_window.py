@@ -149,6 +149,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.channels: dict[str, tuple[str, ...]] = {}
         self.cue_result: str = ""
         self._cues: CueSequencer | None = None
+        self._calibrate_for: str | None = None  # the wearer the running cued session calibrates
         self._rate_hist: deque[tuple[float, dict[str, int]]] = deque(maxlen=64)
         self._closed = False
         # closing in the background: the jobs not yet reported, the sessions they close, a session to
@@ -354,6 +355,13 @@ class MainWindow(QtWidgets.QMainWindow):
         cl.addRow("cue s", self.cue_spin)
         cl.addRow("rest s", self.rest_spin)
         cl.addRow(self.random_check)
+        self.calibrate_check = QtWidgets.QCheckBox("calibrate the wearer from it")
+        self.calibrate_check.setToolTip(
+            "Optional (recognition needs no calibration): at the end, fit the wearer's own fist / wrist "
+            "flexion / extension patterns from this session's held cues (choose fist and waves, 5 reps, 3 s) "
+            "and keep them in their profile. Live Myo, with the Wearer field set; used from their next session."
+        )
+        cl.addRow(self.calibrate_check)
         self.cue_button = QtWidgets.QPushButton("Start cued session")
         self.cue_button.clicked.connect(self._cue_clicked)
         cl.addRow(self.cue_button)
@@ -521,7 +529,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self._jobs.remove(job)
         self._ended = [j for j in self._ended if j.alive] + [job]
         kind, *rest = job.payload
-        if kind == "session":
+        path = None
+        if kind == "calibration":
+            (wearer,) = rest
+            text = f"wearer {wearer}: calibration saved; their next session uses it (reconnect to start one)"
+        elif kind == "session":
             session, path, announce = rest
             self._closing.remove(session)
             text = f"{session.spec.source} \u2192 {session.spec.drone}: disconnected" if announce else ""
@@ -738,11 +750,50 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.session is None:
             self._message("connect a source before a cued session")
             return False
+        self._calibrate_for = None
+        if self.calibrate_check.isChecked():
+            problem = self._calibration_problem()
+            if problem:
+                self._message(problem)
+                return False
+            self._calibrate_for = self.wearer_edit.text().strip()
         self._cues = CueSequencer(plan)
-        self.session.start_cues(self._cues)
+        self.session.start_cues(self._cues, keep_emg=self._calibrate_for is not None)
         self.cue_result = ""
         self.cue_button.setText("Stop cued session")
         return True
+
+    def _calibration_problem(self) -> str:
+        """Why the running session cannot calibrate its wearer ("" if it can)."""
+        from emgpilot.wearer import PROFILE_SOURCES, ProfileError, check_name
+
+        wearer = self.wearer_edit.text().strip()
+        if not wearer:
+            return "to calibrate, enter the wearer's name in the Wearer field"
+        try:
+            check_name(wearer)
+        except ProfileError as e:
+            return str(e)
+        if self.session is None or self.session.spec.source not in PROFILE_SOURCES:
+            return "a calibration is kept for a live Myo wearer: connect the Myo (source myo) first"
+        return ""
+
+    def _calibrate_in_background(self, wearer: str) -> None:
+        """Fit and save the wearer's calibration from the cued session that just ended, off the GUI thread."""
+        from emgpilot.wearer import configured_arm, save_calibration
+
+        assert self.session is not None and self._cues is not None
+        session = self.session
+        messages = session.take_cued_emg(self._cues)
+
+        def calibrate() -> None:
+            calibration = session.cued_calibration(messages)
+            save_calibration(wearer, calibration, session.spec.profile_dir, arm=configured_arm(session.cfg))
+
+        self._message(f"calibrating wearer {wearer}\u2026")
+        self._jobs.append(
+            BackgroundJob(calibrate, "calibration", on_done=self._report_job, payload=("calibration", wearer))
+        )
 
     def stop_cues(self) -> None:
         if self.session is not None:
@@ -769,6 +820,9 @@ class MainWindow(QtWidgets.QMainWindow):
             else "no cues scored"
         )
         self.tabs.setCurrentWidget(self.score_view)
+        if self._calibrate_for is not None:
+            self._calibrate_in_background(self._calibrate_for)
+            self._calibrate_for = None
         self.stop_cues()
         self.cue_display.show_state(REST, f"Score: {self.cue_result}", "", False)
         self._message(f"cued session: {self.cue_result}")

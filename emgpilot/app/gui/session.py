@@ -29,7 +29,7 @@ from typing import Any
 
 from emgpilot.app.gui.cues import CueSequencer
 from emgpilot.signals.device import Device
-from emgpilot.signals.streams import Chunk, CueEvent, GapEvent, Message, StreamInfo
+from emgpilot.signals.streams import FOREARM_EMG, Chunk, CueEvent, GapEvent, Message, StreamInfo
 
 log = logging.getLogger(__name__)
 
@@ -261,6 +261,11 @@ class BackgroundJob:
         return not self._thread.is_alive()
 
 
+def _is_forearm_emg(m: Message) -> bool:
+    name = FOREARM_EMG.name
+    return (isinstance(m, Chunk) and m.info.name == name) or (isinstance(m, GapEvent) and m.source_stream == name)
+
+
 def exclusive_resources(spec: SessionSpec) -> frozenset[str]:
     """What a session holds that a second session could not open at the same time: the live
     sensors' serial ports and an Olympe drone link. A new session that needs one of these waits
@@ -342,6 +347,8 @@ class Session:
         self._virtual: Any | None = None
         self.drone_status = "no drone"
         self.cues: CueSequencer | None = None
+        self._cue_emg: list[Message] | None = None  # forearm EMG of a cued session that calibrates
+        self._cue_lock = threading.Lock()
         self._queue: deque[list[Message]] = deque()
         self.latency_ms: deque[float] = deque(maxlen=256)
         self.data_time = float("-inf")
@@ -610,14 +617,36 @@ class Session:
         return self.recorder.stop()
 
     # ------------------------------------------------------------------ cued session
-    def start_cues(self, sequencer: CueSequencer) -> None:
-        """Run a cued session: its cues become the ground truth (the device's own cues are dropped)."""
+    def start_cues(self, sequencer: CueSequencer, keep_emg: bool = False) -> None:
+        """Run a cued session: its cues become the ground truth (the device's own cues are dropped).
+        With ``keep_emg`` the session keeps its forearm EMG for :meth:`cued_calibration`."""
+        with self._cue_lock:
+            self._cue_emg = [] if keep_emg else None
         self.device.drop_cues = True
         self.cues = sequencer
 
     def stop_cues(self) -> None:
         self.cues = None
         self.device.drop_cues = False
+
+    def take_cued_emg(self, sequencer: CueSequencer) -> list[Message]:
+        """The forearm EMG kept during ``sequencer``'s session with its cues, once (then forgotten)."""
+        with self._cue_lock:
+            emg, self._cue_emg = self._cue_emg or [], None
+        return [*emg, *sequencer.cues]
+
+    def cued_calibration(self, messages: list[Message]) -> Any:
+        """The wearer calibration (:mod:`emgpilot.classifiers.calibration`) made from a cued session's
+        :meth:`take_cued_emg` (slow-ish: call it off the GUI thread; ``CalibrationError`` if it cannot)."""
+        from emgpilot.classifiers.calibration import CalibrationError, calibrate_session
+        from emgpilot.classifiers.recognition import load_wrist
+
+        model = load_wrist(self.cfg.recognition.wrist_model)
+        if model is None:
+            raise CalibrationError("calibration needs the wrist network (recognition.wrist_model)")
+        left = self.cfg.recognition.fusion.arm == "left"
+        source = f"cued session {time.strftime('%Y-%m-%d %H:%M')} ({self.spec.source})"
+        return calibrate_session(messages, model, mirrored=left, preprocess=self.cfg.preprocess, source=source)
 
     # ------------------------------------------------------------------ data flow
     def _sink(self, batch: list[Message]) -> None:
@@ -635,6 +664,10 @@ class Session:
         extra: list[Message] = []
         self._run_script(t)
         cues = self.cues
+        if cues is not None and self._cue_emg is not None:
+            with self._cue_lock:
+                if self._cue_emg is not None:
+                    self._cue_emg.extend(m for m in batch if _is_forearm_emg(m))
         if cues is not None:
             extra = cues.update(t, self.arm)
             if extra:
