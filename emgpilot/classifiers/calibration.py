@@ -85,6 +85,9 @@ class WearerCalibration:
     mirrored : whether that shift was found with the ring mirrored (a left arm).
     windows : labelled windows per class it was fitted on.
     created, source : when and from what.
+    means, precision : the discriminant's class means ``[K, F*C]`` and inverse shared covariance
+        ``[F*C, F*C]``: how well a window fits the wearer's own gestures (:meth:`log_density`),
+        which tells whether the band sits where it sat during the calibration.
     """
 
     classes: tuple[str, ...]
@@ -98,10 +101,12 @@ class WearerCalibration:
     windows: dict[str, int] = field(default_factory=dict)
     created: str = ""
     source: str = ""
+    means: np.ndarray | None = None
+    precision: np.ndarray | None = None
 
     def log_proba(self, feats: np.ndarray) -> np.ndarray:
         """Class log-probabilities ``[B, K]`` for window features ``[B, F, C]`` in the wearer's electrode order."""
-        x = np.asarray(feats, dtype=np.float64).reshape(len(feats), -1)
+        x = np.asarray(feats, dtype=np.float64).reshape(len(feats), self.coef.shape[1])
         out = []
         # Fixed-shape tiles: a window's result never depends on the batch it shares (chunking).
         for a in range(0, len(x), _TILE):
@@ -114,6 +119,23 @@ class WearerCalibration:
         z = np.concatenate(out) if out else np.zeros((0, len(self.classes)))
         z = z - z.max(axis=1, keepdims=True)
         return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+    def log_density(self, feats: np.ndarray) -> np.ndarray:
+        """How well each window fits the nearest of the wearer's calibrated classes: the largest
+        ``-0.5 * Mahalanobis distance**2`` to a class mean ``[B]`` (needs ``means``/``precision``)."""
+        assert self.means is not None and self.precision is not None
+        x = np.asarray(feats, dtype=np.float64).reshape(len(feats), self.precision.shape[0])
+        const = np.sum((self.means @ self.precision) * self.means, axis=1)
+        out = []
+        for a in range(0, len(x), _TILE):
+            tile = x[a : a + _TILE]
+            n = len(tile)
+            if n < _TILE:
+                tile = np.concatenate([tile, np.zeros((_TILE - n, x.shape[1]))])
+            px = tile @ self.precision
+            q = np.sum(px * tile, axis=1)[:, None] - 2.0 * (px @ self.means.T) + const[None, :]
+            out.append(-0.5 * q.min(axis=1)[:n])
+        return np.concatenate(out) if out else np.zeros(0)
 
     def blend(self, probs: np.ndarray, feats: np.ndarray, classes: Sequence[str]) -> np.ndarray:
         """The network's ``probs`` ``[B, len(classes)]`` combined with this calibration (product of
@@ -158,6 +180,8 @@ class WearerCalibration:
             "source": self.source,
             "coef": self.coef.tolist(),
             "intercept": self.intercept.tolist(),
+            "means": None if self.means is None else self.means.tolist(),
+            "precision": None if self.precision is None else self.precision.tolist(),
         }
 
     @classmethod
@@ -200,6 +224,18 @@ class WearerCalibration:
         windows = d.get("windows", {})
         if not isinstance(windows, dict):
             raise bad("windows must be an object")
+        means = precision = None
+        if d.get("means") is not None or d.get("precision") is not None:
+            try:
+                means = np.asarray(d.get("means"), dtype=np.float64)
+                precision = np.asarray(d.get("precision"), dtype=np.float64)
+            except (TypeError, ValueError) as e:
+                raise bad(f"means/precision are not numeric arrays ({e})") from e
+            dim = len(names) * channels
+            if means.shape != (len(classes), dim) or precision.shape != (dim, dim):
+                raise bad(f"means {means.shape} / precision {precision.shape} do not fit {len(classes)} x {dim}")
+            if not (np.isfinite(means).all() and np.isfinite(precision).all()):
+                raise bad("means/precision hold NaN or infinite values")
         return cls(
             classes=tuple(classes),
             coef=coef,
@@ -212,6 +248,8 @@ class WearerCalibration:
             windows={str(k): int(v) for k, v in windows.items()},
             created=str(d.get("created", "")),
             source=str(d.get("source", "")),
+            means=means,
+            precision=precision,
         )
 
     def save(self, path: str | Path) -> Path:
@@ -366,6 +404,7 @@ def fit_calibration(
     lda.fit(x, y)
     order = [list(lda.classes_).index(c) for c in kept]
     coef, intercept = np.asarray(lda.coef_)[order], np.asarray(lda.intercept_)[order]
+    means, precision = np.asarray(lda.means_)[order], np.linalg.pinv(np.asarray(lda.covariance_))
     rotation = best_rotation(model, feats[sel], y, mirrored)
     return WearerCalibration(
         classes=kept,
@@ -379,6 +418,8 @@ def fit_calibration(
         windows={c: counts[c] for c in kept},
         created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         source=source,
+        means=means,
+        precision=precision,
     )
 
 

@@ -348,6 +348,10 @@ INFOMAX_MIN = 60  # active windows needed before the first choice
 INFOMAX_EVERY = 30  # active windows between choices
 INFOMAX_MARGIN = 0.02
 ESTIMATOR_EVERY = 4  # active windows per rotation-estimator update
+CALIBRATION_MOVES = (-1, 0, 1)  # electrode turns of the band since a wearer calibration that are followed
+CALIBRATION_TRACK_MIN = 100  # active windows before the turn may change
+CALIBRATION_TRACK_WINDOWS = 200  # averaging span of the fit under each turn
+CALIBRATION_MOVE_NATS = 8.0  # lead per window (log density) another turn needs
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -452,6 +456,9 @@ class ActivationDetector(WindowedDetector):
         super().reset()
         self._estimator = None
         self._est_count = 0
+        self._cal_fit = np.zeros(len(CALIBRATION_MOVES))
+        self._cal_n = 0
+        self._cal_move = 0
         if self.rotation_mode == "estimator":
             from emgpilot.classifiers.wrist import RotationEstimator
 
@@ -471,13 +478,18 @@ class ActivationDetector(WindowedDetector):
         if self._estimator is not None:
             state["rotation"] = {**self._estimator.state_dict(), "count": self._est_count}
         state["infomax"] = {"ring": self._im_ring.copy(), "count": self._im_count, "shift": self._im_shift}
+        state["calibration"] = {"fit": self._cal_fit.copy(), "count": self._cal_n, "move": self._cal_move}
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         state = dict(state)
         rot = state.pop("rotation", None)
         im = state.pop("infomax")
+        cal = state.pop("calibration")
         super().load_state_dict(state)
+        self._cal_fit = np.asarray(cal["fit"], dtype=np.float64).copy()
+        self._cal_n = int(cal["count"])
+        self._cal_move = int(cal["move"])
         if self._estimator is not None and rot is not None:
             rot = dict(rot)
             self._est_count = int(rot.pop("count"))
@@ -532,20 +544,60 @@ class ActivationDetector(WindowedDetector):
                 if self.invariant is not None:
                     out = self._blend_invariant(out, feats, weight)
             if self.calibration is not None:
-                out = self._blend_calibration(out, x, feats)
+                out = self._blend_calibration(out, x, feats, rows[near, COL["active"]] > 0)
             probs[near] = out
         if self.rotation_mode == "none":
             return [Chunk(self.wrist_info, t, probs)]
         return [Chunk(self.wrist_info, t, probs), Chunk(self.rotation_info, t, rotation)]
 
-    def _blend_calibration(self, out: np.ndarray, x: np.ndarray, feats: np.ndarray | None) -> np.ndarray:
+    def _blend_calibration(
+        self, out: np.ndarray, x: np.ndarray, feats: np.ndarray | None, active: np.ndarray
+    ) -> np.ndarray:
         """The network's answers ``out`` combined with the wearer's calibration, which was fitted in
         the wearer's own electrode order (``feats``, if given, are in the network's: mirrored on a
-        left arm)."""
+        left arm). The active windows also tell whether the band has turned since the calibration
+        (:meth:`_follow_band`); each window uses the turn known before it."""
+        cal = self.calibration
         if feats is None:
             feats = _tiled(self.wrist.features, x)  # type: ignore[union-attr]
         own = feats[:, :, ::-1] if self.mirror else feats
-        return self.calibration.blend(out, own, self.wrist.classes)  # type: ignore[union-attr]
+        classes = self.wrist.classes  # type: ignore[union-attr]
+        if cal.precision is None:
+            return cal.blend(out, own, classes)
+        moves = self._follow_band(own, active)
+        result = np.empty_like(out)
+        for move in np.unique(moves).tolist():
+            sel = moves == move
+            result[sel] = cal.blend(out[sel], np.roll(own[sel], -move, axis=2), classes)
+        return result
+
+    def _follow_band(self, own: np.ndarray, active: np.ndarray) -> np.ndarray:
+        """The electrode turn since the calibration for each window (in order), learning from the
+        active ones: a running mean of how well the window fits the wearer's calibrated gestures
+        under each turn; another turn is taken once it leads by :data:`CALIBRATION_MOVE_NATS`."""
+        from emgpilot.classifiers.wrist import roll_channels
+
+        act = np.flatnonzero(active)
+        fit = np.stack([self.calibration.log_density(roll_channels(own[act], m, axis=2)) for m in CALIBRATION_MOVES], 1)
+        moves = np.empty(len(own), dtype=np.int64)
+        j = 0
+        for i in range(len(own)):
+            moves[i] = self._cal_move
+            if j < len(act) and act[j] == i:
+                self._cal_n += 1
+                rate = max(1.0 / self._cal_n, 1.0 / CALIBRATION_TRACK_WINDOWS)
+                self._cal_fit += rate * (fit[j] - self._cal_fit)
+                j += 1
+                if self._cal_n >= CALIBRATION_TRACK_MIN:
+                    best = int(np.argmax(self._cal_fit))
+                    lead = self._cal_fit[best] - self._cal_fit[CALIBRATION_MOVES.index(self._cal_move)]
+                    if lead > CALIBRATION_MOVE_NATS:
+                        log.info(
+                            "the band seems turned by %+d electrode(s) since the calibration: following it",
+                            CALIBRATION_MOVES[best],
+                        )
+                        self._cal_move = CALIBRATION_MOVES[best]
+        return moves
 
     def _companion_weight(self, taught: np.ndarray) -> np.ndarray:
         """The companion's weight per window: ``1 - taught / N`` (taught before the window), at least 0."""

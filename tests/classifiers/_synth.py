@@ -97,4 +97,6 @@ def fake_calibration(seed: int = 3):
         feature_names=FakeWrist.feature_names,
         window=40,
         channels=8,
+        means=rng.normal(1.0, 0.5, (3, 8)),
+        precision=np.eye(8) * 4.0,
     )

@@ -131,6 +131,7 @@ def test_the_file_round_trips_and_bad_files_are_named(tmp_path, wearer5):
         "shape": ({**good, "coef": good["coef"][:2]}, "do not fit"),
         "nan": ({**good, "intercept": [None] * len(good["intercept"])}, "NaN"),
         "classes": ({**good, "classes": ["rest"]}, "at least two"),
+        "precision": ({**good, "precision": good["precision"][:3]}, "do not fit"),
     }
     for name, (content, match) in cases.items():
         bad = tmp_path / f"{name}.json"
@@ -144,7 +145,8 @@ def test_the_file_round_trips_and_bad_files_are_named(tmp_path, wearer5):
 
 def test_a_calibration_for_other_features_is_refused(model, wearer5):
     _, _, cal = wearer5
-    other = WearerCalibration.from_dict({**cal.to_dict(), "feature_names": ["a"], "coef": np.zeros((4, 8)).tolist()})
+    layout = {"feature_names": ["a"], "coef": np.zeros((4, 8)).tolist(), "means": None, "precision": None}
+    other = WearerCalibration.from_dict({**cal.to_dict(), **layout})
     with pytest.raises(CalibrationError, match="calibrate again"):
         other.check_model(model)
 
@@ -176,3 +178,27 @@ def test_thumb_up_waves_swap_on_a_left_arm():
     assert forearm_class("wave_left", classes, left_arm=True) == "wrist_extension"
     assert forearm_class("wave_down", classes, left_arm=True) == "wrist_flexion"
     assert forearm_class("stiffen", classes) is None and forearm_class("rotate_cw", classes) is None
+
+
+def test_the_detector_follows_a_band_turned_since_the_calibration(model, wearer5):
+    """Wearer 5's band turned by one electrode after calibrating: the activation detector notices
+    from how the windows fit the calibrated gestures, and turns the calibration's input back."""
+    from emgpilot.classifiers.detectors import ActivationDetector, DetectorConfig
+    from emgpilot.signals.pipeline import Pipeline
+    from emgpilot.signals.preprocess import EMGConditioner, PreprocessConfig
+
+    session = synthetic_calibration_session(5)  # same wearer, held gestures
+    emg = [m for m in session.messages if isinstance(m, Chunk) and m.info.name == FOREARM_EMG.name]
+    cal = wearer5[2]
+
+    def turn_seen(turn: int) -> int:
+        cond = EMGConditioner(FOREARM_EMG, PreprocessConfig().forearm)
+        det = ActivationDetector(cond.outputs[0], DetectorConfig(), model, calibration=cal, prior_shift=cal.rotation)
+        pipe = Pipeline([cond, det], sources=[FOREARM_EMG.name])
+        for m in emg:
+            pipe.push(Chunk(m.info, m.t, np.roll(m.data, turn, axis=1)))
+        pipe.finish()
+        return det._cal_move
+
+    assert turn_seen(0) == 0
+    assert turn_seen(1) == 1 and turn_seen(-1) == -1

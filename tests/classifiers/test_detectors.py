@@ -282,7 +282,7 @@ def test_a_wearer_calibration_sees_the_wearers_own_electrode_order_even_on_a_lef
     want = cal.blend(flat, FakeWrist().features(windows), FakeWrist.classes)
     left = ActivationDetector(FILTERED, DetectorConfig(), FakeWrist(), mirror=True, calibration=cal)
     # the detector hands the network mirrored windows; the calibration must see them unmirrored
-    got = left._blend_calibration(flat, np.ascontiguousarray(windows[:, :, ::-1]), None)
+    got = left._blend_calibration(flat, np.ascontiguousarray(windows[:, :, ::-1]), None, np.zeros(len(windows), bool))
     np.testing.assert_allclose(got, want, rtol=1e-6)
     assert not np.allclose(want, flat)
 
