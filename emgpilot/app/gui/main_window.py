@@ -444,6 +444,10 @@ class MainWindow(QtWidgets.QMainWindow):
             return False
         self.session = session
         self.store.clear()
+        calibrated = bool(session.cfg.recognition.wrist_calibration)
+        note = f"calibrated for {spec.wearer}" if spec.wearer else "calibrated"
+        self.signals.calibration_note = note if calibrated else ""
+
         self.timeline.clear_events()
         self.channels = {s.name: s.channels for s in [*session.device.streams(), *session.pipeline.output_streams]}
         from emgpilot.drone.backend import TELEMETRY_CHANNELS

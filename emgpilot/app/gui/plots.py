@@ -377,6 +377,8 @@ class DetectorPanel(pg.GraphicsLayoutWidget):
         self.wrist_classes: tuple[str, ...] = ()
         self._wrist_height = np.zeros(0, dtype=np.float32)
         self._rotation_text = ""
+        self.calibration_note = ""
+        """Shown in the wrist plot's title (e.g. "calibrated for ana") while the session uses a calibration."""
         self._titles: dict[str, str] = {}
         self._yranges: dict[str, tuple[float, float]] = {}
 
@@ -453,7 +455,9 @@ class DetectorPanel(pg.GraphicsLayoutWidget):
             return
         last = y[np.flatnonzero(finite)[-1]]
         # Recordings made before the companion's column carry two columns.
-        title = rotation_title(int(last[0]), int(last[1]), float(last[2]) if len(last) > 2 else 0.0)
+        title = rotation_title(
+            int(last[0]), int(last[1]), float(last[2]) if len(last) > 2 else 0.0, self.calibration_note
+        )
         if title != self._rotation_text:
             self._rotation_text = title
             color = "#e6194b" if "check" in title else "#000000"
@@ -480,15 +484,18 @@ class DetectorPanel(pg.GraphicsLayoutWidget):
                 self.wrist_bars.setOpts(height=height)
 
 
-def rotation_title(shift: int, evidence_shift: int, companion: float = 0.0) -> str:
+def rotation_title(shift: int, evidence_shift: int, companion: float = 0.0, note: str = "") -> str:
     """Title of the wrist plot: the rotation in use, the rotation-free network's share while the
-    estimate is still learning, and a warning when the evidence disagrees with the bound."""
+    estimate is still learning, ``note`` (the wearer's calibration), and a warning when the evidence
+    disagrees with the bound."""
     from emgpilot.classifiers.wrist import signed_shift
 
     used, seen = signed_shift(shift), signed_shift(evidence_shift)
     title = f"wrist network (last active window), armband {used:+d} electrode{'s' if abs(used) != 1 else ''}"
     if companion > 0:
         title += f" (still learning: rotation-free network {companion:.0%})"
+    if note:
+        title += f", {note}"
     if seen != used:
         title += f"; evidence says {seen:+d}: check the armband or set wrist_max_rotation = -1"
     return title
