@@ -1,6 +1,6 @@
 """Wearer profiles: what the recogniser learnt about a wearer, kept for their next session.
 
-Every detector calibrates itself while the wearer flies, so nothing here is a calibration step.
+Every detector calibrates itself while the wearer flies, so a wearer needs no calibration step.
 The one thing that is slow to learn again is where the armband sits around the forearm: the
 rotation estimate needs several different gestures before it is sure, and a wearer who starts
 with one gesture type (say six wrist flexions) is classified under the standard placement until
@@ -10,7 +10,9 @@ the starting point (and the bound's centre) of the new session's estimate
 
 Profiles are small JSON files, one per wearer, in the user's data folder (``wearers/``). A
 profile is only updated when the session's estimate rests on at least
-:data:`MIN_ROTATION_WINDOWS` active windows.
+:data:`MIN_ROTATION_WINDOWS` active windows. A wearer who made the optional one-session
+calibration (:mod:`emgpilot.classifiers.calibration`) has it beside their profile
+(``wearers/calibrations/``); their sessions use it too.
 """
 
 from __future__ import annotations

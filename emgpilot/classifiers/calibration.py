@@ -40,7 +40,6 @@ SETTLE_S = 1.0
 """Windows starting this soon after a cue change are left out: the wearer has not followed it yet."""
 STEP = 10
 """Samples between calibration windows (50 ms at 200 Hz)."""
-_TILE = 16
 
 CALIBRATION_PLAN: tuple[str, ...] = ("fist", "wrist_flexion", "wrist_extension")
 """The gestures a calibration session cues (rest comes between them)."""
@@ -106,36 +105,32 @@ class WearerCalibration:
 
     def log_proba(self, feats: np.ndarray) -> np.ndarray:
         """Class log-probabilities ``[B, K]`` for window features ``[B, F, C]`` in the wearer's electrode order."""
+        from emgpilot.classifiers.detectors import tiled
+
         x = np.asarray(feats, dtype=np.float64).reshape(len(feats), self.coef.shape[1])
-        out = []
-        # Fixed-shape tiles: a window's result never depends on the batch it shares (chunking).
-        for a in range(0, len(x), _TILE):
-            tile = x[a : a + _TILE]
-            n = len(tile)
-            if n < _TILE:
-                tile = np.concatenate([tile, np.zeros((_TILE - n, x.shape[1]))])
-            z = tile @ self.coef.T + self.intercept
-            out.append(z[:n])
-        z = np.concatenate(out) if out else np.zeros((0, len(self.classes)))
+        if not len(x):
+            return np.zeros((0, len(self.classes)))
+        z = tiled(lambda tile: tile @ self.coef.T + self.intercept, x)
         z = z - z.max(axis=1, keepdims=True)
         return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
 
     def log_density(self, feats: np.ndarray) -> np.ndarray:
         """How well each window fits the nearest of the wearer's calibrated classes: the largest
         ``-0.5 * Mahalanobis distance**2`` to a class mean ``[B]`` (needs ``means``/``precision``)."""
+        from emgpilot.classifiers.detectors import tiled
+
         assert self.means is not None and self.precision is not None
         x = np.asarray(feats, dtype=np.float64).reshape(len(feats), self.precision.shape[0])
+        if not len(x):
+            return np.zeros(0)
         const = np.sum((self.means @ self.precision) * self.means, axis=1)
-        out = []
-        for a in range(0, len(x), _TILE):
-            tile = x[a : a + _TILE]
-            n = len(tile)
-            if n < _TILE:
-                tile = np.concatenate([tile, np.zeros((_TILE - n, x.shape[1]))])
+
+        def fit(tile: np.ndarray) -> np.ndarray:
             px = tile @ self.precision
             q = np.sum(px * tile, axis=1)[:, None] - 2.0 * (px @ self.means.T) + const[None, :]
-            out.append(-0.5 * q.min(axis=1)[:n])
-        return np.concatenate(out) if out else np.zeros(0)
+            return -0.5 * q.min(axis=1)
+
+        return tiled(fit, x)
 
     def blend(self, probs: np.ndarray, feats: np.ndarray, classes: Sequence[str]) -> np.ndarray:
         """The network's ``probs`` ``[B, len(classes)]`` combined with this calibration (product of

@@ -323,7 +323,7 @@ class WristClassifier(Protocol):
 _BATCH = 16
 
 
-def _tiled(fn: Any, x: np.ndarray, *args: Any) -> np.ndarray:
+def tiled(fn: Any, x: np.ndarray, *args: Any) -> np.ndarray:
     """``fn(x, *args)`` computed on tiles of exactly ``_BATCH`` rows (the last one zero-padded).
 
     Matrix products and einsum pick their blocking and contraction path from the array shapes,
@@ -529,9 +529,9 @@ class ActivationDetector(WindowedDetector):
                 x = np.ascontiguousarray(x[:, :, ::-1])
             feats = None
             if self.rotation_mode == "none":
-                out = _tiled(self.wrist.predict_proba, x)
+                out = tiled(self.wrist.predict_proba, x)
             else:
-                feats = _tiled(self.wrist.features, x)
+                feats = tiled(self.wrist.features, x)
                 # Only windows the detector calls active teach the armband rotation; each window
                 # is classified with the shift known before it (so chunking never matters).
                 shifts, free, taught = self._adapt_rotation(feats, rows[near, COL["active"]] > 0)
@@ -540,7 +540,7 @@ class ActivationDetector(WindowedDetector):
                 out = np.empty((n_near, k), dtype=np.float32)
                 for shift in np.unique(shifts).tolist():
                     sel = shifts == shift
-                    out[sel] = _softmax(_tiled(self.wrist.logits_from_features, feats[sel], shift))
+                    out[sel] = _softmax(tiled(self.wrist.logits_from_features, feats[sel], shift))
                 if self.invariant is not None:
                     out = self._blend_invariant(out, feats, weight)
             if self.calibration is not None:
@@ -557,9 +557,11 @@ class ActivationDetector(WindowedDetector):
         the wearer's own electrode order (``feats``, if given, are in the network's: mirrored on a
         left arm). The active windows also tell whether the band has turned since the calibration
         (:meth:`_follow_band`); each window uses the turn known before it."""
+        from emgpilot.classifiers.wrist import roll_channels
+
         cal = self.calibration
         if feats is None:
-            feats = _tiled(self.wrist.features, x)  # type: ignore[union-attr]
+            feats = tiled(self.wrist.features, x)  # type: ignore[union-attr]
         own = feats[:, :, ::-1] if self.mirror else feats
         classes = self.wrist.classes  # type: ignore[union-attr]
         if cal.precision is None:
@@ -568,7 +570,7 @@ class ActivationDetector(WindowedDetector):
         result = np.empty_like(out)
         for move in np.unique(moves).tolist():
             sel = moves == move
-            result[sel] = cal.blend(out[sel], np.roll(own[sel], -move, axis=2), classes)
+            result[sel] = cal.blend(out[sel], roll_channels(own[sel], move, axis=2), classes)
         return result
 
     def _follow_band(self, own: np.ndarray, active: np.ndarray) -> np.ndarray:
@@ -610,7 +612,7 @@ class ActivationDetector(WindowedDetector):
         cold = w > 0
         if not cold.any():
             return out
-        inv = _softmax(_tiled(self.invariant.logits_from_features, feats[cold], 0))  # type: ignore[union-attr]
+        inv = _softmax(tiled(self.invariant.logits_from_features, feats[cold], 0))  # type: ignore[union-attr]
         wc = w[cold][:, None]
         logp = (1.0 - wc) * np.log(out[cold] + 1e-9) + wc * np.log(inv + 1e-9)
         blended = out.copy()
@@ -638,7 +640,7 @@ class ActivationDetector(WindowedDetector):
             self._est_count += len(act_idx)
             evidence = {}
             if len(teach):
-                ev = _tiled(lambda f: shift_evidence(self.wrist, f), feats[teach])
+                ev = tiled(lambda f: shift_evidence(self.wrist, f), feats[teach])
                 evidence = dict(zip(teach.tolist(), ev, strict=True))
             for i in range(len(feats)):
                 shifts[i] = est.choose(est.scores, est.n_windows)
@@ -672,7 +674,7 @@ class ActivationDetector(WindowedDetector):
         best_shift, best_mi = self._im_shift, -math.inf
         scores = {}
         for shift in range(self.source.n_channels):
-            p = _softmax(_tiled(self.wrist.logits_from_features, feats, shift))  # type: ignore[union-attr]
+            p = _softmax(tiled(self.wrist.logits_from_features, feats, shift))  # type: ignore[union-attr]
             q = p[:, 1:] / np.maximum(p[:, 1:].sum(axis=1, keepdims=True), 1e-9)
             h_each = float(-(q * np.log(q + 1e-9)).sum(axis=1).mean())
             mq = q.mean(axis=0)
