@@ -462,6 +462,18 @@ def calibrate_session(
     return fit_calibration(feats, labels, model, mirrored=mirrored, source=source)
 
 
+def calibrate_with_config(messages: Iterable[Message], cfg: Any, source: str = "") -> WearerCalibration:
+    """A calibration from one cued session with the wrist network, conditioning and arm of the
+    pipeline configuration ``cfg``."""
+    from emgpilot.classifiers.recognition import load_wrist
+
+    model = load_wrist(cfg.recognition.wrist_model)
+    if model is None:
+        raise CalibrationError("calibration needs the wrist network (recognition.wrist_model)")
+    left = cfg.recognition.fusion.arm == "left"
+    return calibrate_session(messages, model, mirrored=left, preprocess=cfg.preprocess, source=source)
+
+
 def split_half_accuracy(feats: np.ndarray, labels: np.ndarray, model: Any) -> float | None:
     """How well the calibration separates the wearer's own classes: fitted on the first half of
     each class's windows (in time) and tested on the second half, and the other way round. None

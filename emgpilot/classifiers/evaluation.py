@@ -495,17 +495,10 @@ def synthetic_inputs(n: int, duration_s: float, first_seed: int = 0) -> list[Inp
 def calibrate_for(session: Session, cfg: Any = None) -> Any:
     """The wearer calibration made from one cued ``session`` (:class:`CalibrationError` if it cannot be)."""
     from emgpilot.build import PipelineConfig, declared_arm, with_wearer_arm
-    from emgpilot.classifiers.calibration import CalibrationError, calibrate_session
-    from emgpilot.classifiers.recognition import load_wrist
+    from emgpilot.classifiers.calibration import calibrate_with_config
 
     cfg = with_wearer_arm(cfg or PipelineConfig(), declared_arm(session.metadata))
-    model = load_wrist(cfg.recognition.wrist_model)
-    if model is None:
-        raise CalibrationError("calibration needs the wrist network (recognition.wrist_model)")
-    left = cfg.recognition.fusion.arm == "left"
-    return calibrate_session(
-        session.messages, model, mirrored=left, preprocess=cfg.preprocess, source=session.source or session.name
-    )
+    return calibrate_with_config(session.messages, cfg, source=session.source or session.name)
 
 
 def evaluate_inputs(
@@ -530,61 +523,79 @@ def evaluate_inputs(
     with it and with the rotation it found.
     """
     import tempfile
+    from contextlib import nullcontext
 
     from tqdm import tqdm
 
+    results: list[SessionResult] = []
+    bar = tqdm(inputs, unit="file", disable=not progress, dynamic_ncols=True, leave=False)
+    # the calibration files of this run (removed at the end, whatever happens)
+    scratch = tempfile.TemporaryDirectory(prefix="emgpilot-calibration-") if calibrate_first else nullcontext()
+    with scratch as folder:
+        try:
+            for spec in bar:
+                bar.set_postfix_str(Path(spec.label).name, refresh=False)
+                results.extend(
+                    _evaluate_input(spec, cfg, keep_timeline, baseline, feed_gaps, returning, folder, len(results))
+                )
+        finally:
+            bar.close()
+    return results
+
+
+def _evaluate_input(
+    spec: InputSpec,
+    cfg: Any,
+    keep_timeline: bool,
+    baseline: bool,
+    feed_gaps: bool,
+    returning: bool,
+    calibrations: str | None,
+    index: int,
+) -> list[SessionResult]:
+    """The results of one input (see :func:`evaluate_inputs`); ``calibrations``: a folder for the
+    wearer's calibration file when calibrating first."""
     from emgpilot.classifiers.calibration import CalibrationError
     from emgpilot.wearer import with_calibration
 
-    results: list[SessionResult] = []
-    scratch: tempfile.TemporaryDirectory | None = None  # calibration files of this run
-    bar = tqdm(inputs, unit="file", disable=not progress, dynamic_ncols=True, leave=False)
-    for spec in bar:
-        bar.set_postfix_str(Path(spec.label).name, refresh=False)
+    try:
+        sessions = spec.load()
+    except EvaluationError as e:
+        log.debug("%s", e)
+        return [SessionResult(name=Path(spec.label).stem, source=spec.label, error=str(e))]
+    if not sessions:
+        return [SessionResult(name=spec.label, source=spec.label, error=f"{spec.label}: holds no session")]
+    prior: int | None = None
+    run_cfg, calibrated_from = cfg, None
+    if calibrations is not None:
         try:
-            sessions = spec.load()
-        except EvaluationError as e:
-            log.debug("%s", e)
-            results.append(SessionResult(name=Path(spec.label).stem, source=spec.label, error=str(e)))
-            continue
-        if not sessions:
-            results.append(SessionResult(name=spec.label, source=spec.label, error=f"{spec.label}: holds no session"))
-        prior: int | None = None
-        run_cfg, calibrated_from = cfg, None
-        if calibrate_first:
-            try:
-                cal_session = spec.calibration() if spec.calibration is not None else None
-                if cal_session is None:
-                    if len(sessions) < 2:
-                        raise CalibrationError("--calibrate-first needs two or more sessions of the wearer")
-                    cal_session, sessions = sessions[0], sessions[1:]
-                calibration = calibrate_for(cal_session, cfg)
-            except (CalibrationError, EvaluationError) as e:
-                results.append(SessionResult(name=Path(spec.label).stem, source=spec.label, error=f"{spec.label}: {e}"))
-                continue
-            if scratch is None:
-                scratch = tempfile.TemporaryDirectory(prefix="emgpilot-calibration-")
-            path = calibration.save(Path(scratch.name) / f"calibration{len(results)}.json")
-            run_cfg = with_calibration(cfg, path)
-            prior, calibrated_from = calibration.rotation, cal_session.source or cal_session.name
-        for session in sessions:
-            res = evaluate_session(
-                session,
-                run_cfg,
-                keep_timeline=keep_timeline,
-                baseline=baseline,
-                feed_gaps=feed_gaps,
-                rotation_prior=prior if (returning or calibrated_from) else None,
-            )
-            res.calibrated_from = calibrated_from
-            if res.error:
-                log.debug("%s", res.error)
-            elif res.learnt_rotation is not None and not calibrated_from:
-                prior = res.learnt_rotation
-            results.append(res)
-    bar.close()
-    if scratch is not None:
-        scratch.cleanup()
+            cal_session = spec.calibration() if spec.calibration is not None else None
+            if cal_session is None:
+                if len(sessions) < 2:
+                    raise CalibrationError("--calibrate-first needs two or more sessions of the wearer")
+                cal_session, sessions = sessions[0], sessions[1:]
+            calibration = calibrate_for(cal_session, cfg)
+        except (CalibrationError, EvaluationError) as e:
+            return [SessionResult(name=Path(spec.label).stem, source=spec.label, error=f"{spec.label}: {e}")]
+        path = calibration.save(Path(calibrations) / f"calibration{index}.json")
+        run_cfg = with_calibration(cfg, path)
+        prior, calibrated_from = calibration.rotation, cal_session.source or cal_session.name
+    results = []
+    for session in sessions:
+        res = evaluate_session(
+            session,
+            run_cfg,
+            keep_timeline=keep_timeline,
+            baseline=baseline,
+            feed_gaps=feed_gaps,
+            rotation_prior=prior if (returning or calibrated_from) else None,
+        )
+        res.calibrated_from = calibrated_from
+        if res.error:
+            log.debug("%s", res.error)
+        elif res.learnt_rotation is not None and not calibrated_from:
+            prior = res.learnt_rotation
+        results.append(res)
     return results
 
 

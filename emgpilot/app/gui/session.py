@@ -638,15 +638,10 @@ class Session:
     def cued_calibration(self, messages: list[Message]) -> Any:
         """The wearer calibration (:mod:`emgpilot.classifiers.calibration`) made from a cued session's
         :meth:`take_cued_emg` (slow-ish: call it off the GUI thread; ``CalibrationError`` if it cannot)."""
-        from emgpilot.classifiers.calibration import CalibrationError, calibrate_session
-        from emgpilot.classifiers.recognition import load_wrist
+        from emgpilot.classifiers.calibration import calibrate_with_config
 
-        model = load_wrist(self.cfg.recognition.wrist_model)
-        if model is None:
-            raise CalibrationError("calibration needs the wrist network (recognition.wrist_model)")
-        left = self.cfg.recognition.fusion.arm == "left"
         source = f"cued session {time.strftime('%Y-%m-%d %H:%M')} ({self.spec.source})"
-        return calibrate_session(messages, model, mirrored=left, preprocess=self.cfg.preprocess, source=source)
+        return calibrate_with_config(messages, self.cfg, source=source)
 
     # ------------------------------------------------------------------ data flow
     def _sink(self, batch: list[Message]) -> None:
