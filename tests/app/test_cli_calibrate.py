@@ -69,3 +69,31 @@ def test_a_session_without_gesture_cues_cannot_calibrate(tmp_path, capsys):
     assert main(["calibrate", str(rec), "--out", str(tmp_path / "c.json")]) != 0
     err = capsys.readouterr().err
     assert "calibration needs rest and at least two gestures" in err or "no settled windows" in err
+
+
+def test_a_live_cued_session_calibrates_a_simulated_wearer(tmp_path, capsys):
+    out = tmp_path / "live.json"
+    assert main(["calibrate", "--live", "synthetic", "--seed", "3", "--out", str(out), "--json"]) == 0
+    text = capsys.readouterr().out
+    assert "WRIST FLEXION" in text  # the cues are shown as they come
+    result = json.loads(text[text.index("{\n") :])
+    assert result["split_half_accuracy"] > 0.95
+    assert load_calibration(out).windows["wrist_extension"] >= 100
+
+
+def test_a_live_cued_session_through_the_myo_driver_refuses_too_little_data(tmp_path, capsys):
+    """The real Myo driver against the fake dongle on a pseudo-terminal (its wearer does not follow
+    the cues); one short hold of each gesture is too little to fit, and nothing is saved."""
+    from emgpilot.signals.fakes import FakeMyoDongle
+
+    myo = FakeMyoDongle(link=tmp_path / "ttyMyo")
+    myo.start()
+    try:
+        argv = ["calibrate", "--live", "myo", "--port", myo.path, "--reps", "1", "--hold", "0.5", "--rest", "0.5"]
+        code = main([*argv, "--wearer", "ana", "--dir", str(tmp_path)])
+    finally:
+        myo.stop()
+    captured = capsys.readouterr()
+    assert code != 0 and "FIST" in captured.out
+    assert "calibration needs rest and at least two gestures" in captured.err
+    assert not (tmp_path / "calibrations").exists()

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import time
+from typing import Any
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,6 +27,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("path", nargs="?", help="cued session: a recording (.mcap) or a dataset file (.npz)")
     p.add_argument("--session", type=int, default=1, help="which session of a multi-session file (1 = first)")
     p.add_argument("--synthetic", type=int, metavar="SEED", help="use synthetic wearer SEED's calibration session")
+    p.add_argument(
+        "--live",
+        choices=("myo", "synthetic"),
+        help="run the cued session now, the terminal showing each cue (myo: the armband through its dongle, about "
+        "1.5 min; synthetic: a simulated wearer following the cues, --seed)",
+    )
+    p.add_argument("--port", help="BLED112 dongle port for --live myo (default: auto-detect)")
+    p.add_argument("--seed", type=int, default=0, help="the simulated wearer of --live synthetic")
+    p.add_argument("--reps", type=int, default=5, help="--live: holds of each gesture (default 5)")
+    p.add_argument("--hold", type=float, default=3.0, help="--live: seconds per hold (default 3)")
+    p.add_argument("--rest", type=float, default=3.0, help="--live: seconds of rest between holds (default 3)")
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--wearer", metavar="NAME", help="keep it in this wearer's profile")
     who.add_argument("--out", metavar="FILE", help="write it to this file instead (JSON)")
@@ -51,8 +65,8 @@ def run(args: argparse.Namespace) -> int:
     from emgpilot.config import ConfigError
     from emgpilot.wearer import ProfileError, calibration_path, check_name, save_calibration
 
-    if (args.path is None) == (args.synthetic is None):
-        raise CLIError("give one cued session: a recording/dataset file, or --synthetic SEED")
+    if sum(x is not None for x in (args.path, args.synthetic, args.live)) != 1:
+        raise CLIError("give one cued session: a recording/dataset file, --synthetic SEED, or --live myo|synthetic")
     try:
         if args.wearer:
             check_name(args.wearer)
@@ -60,7 +74,9 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, ConfigError) as e:
         raise CLIError(str(e)) from e
     try:
-        if args.synthetic is not None:
+        if args.live is not None:
+            session = live_session(args)
+        elif args.synthetic is not None:
             session = synthetic_calibration_session(args.synthetic)
         else:
             sessions = sessions_from_path(args.path)
@@ -77,9 +93,7 @@ def run(args: argparse.Namespace) -> int:
     left = cfg.recognition.fusion.arm == "left"
     try:
         feats, labels = session_features(session.messages, model, cfg.preprocess, left_arm=left)
-        calibration = fit_calibration(
-            feats, labels, model, mirrored=left, source=str(args.path or f"synthetic:seed={args.synthetic}")
-        )
+        calibration = fit_calibration(feats, labels, model, mirrored=left, source=session.source or session.name)
     except CalibrationError as e:
         raise CLIError(f"{session.source or session.name}: {e}") from e
     check = split_half_accuracy(feats, labels, model)
@@ -114,3 +128,76 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"use it with [recognition] wrist_calibration = {json.dumps(str(where))} in a configuration TOML")
     return 0
+
+
+def live_session(args: argparse.Namespace) -> Any:
+    """Run a cued calibration session now (fist, wave down, wave up; the terminal shows the cues)
+    and return it as an evaluation :class:`~emgpilot.classifiers.evaluation.Session`."""
+    from emgpilot.app.cli import CLIError
+    from emgpilot.app.gui.cues import CuePlan, CueSequencer
+    from emgpilot.classifiers.evaluation import Session
+    from emgpilot.signals.device import DeviceError
+    from emgpilot.signals.streams import FOREARM_EMG, Chunk, GapEvent
+
+    try:
+        plan = CuePlan(
+            gestures=("fist", "wave_down", "wave_up"),  # palm down: wave down/up are wrist flexion/extension
+            repetitions=args.reps,
+            cue_s=args.hold,
+            rest_s=args.rest,
+            random_order=False,
+        )
+    except ValueError as e:
+        raise CLIError(str(e)) from e
+    if args.live == "synthetic":
+        from emgpilot.signals.synthetic import Schedule, SyntheticArm
+
+        device: Any = SyntheticArm(seed=args.seed, speed=math.inf, schedule=Schedule.idle())
+        arm = device
+    else:
+        from emgpilot.signals.myo import open_live_arm
+
+        try:
+            device = open_live_arm(args.port, None)
+        except (DeviceError, ValueError) as e:
+            raise CLIError(str(e)) from e
+        arm = None
+    cues = CueSequencer(plan, follow_with_arm=False)
+    names = {
+        "fist": "FIST: clench and hold",
+        "wave_down": "WRIST FLEXION (palm down, hand down): hold",
+        "wave_up": "WRIST EXTENSION (palm down, hand up): hold",
+    }
+    print(f"cued calibration session, {plan.duration_s:.0f} s: palm down, relax between cues", flush=True)
+    kept: list = []
+    t = -math.inf
+    try:
+        device.start()
+        while cues.t_end is None or t < cues.t_end:
+            batch = device.read(0.1)
+            for m in batch:
+                if isinstance(m, Chunk) and len(m):
+                    t = max(t, m.t_end)
+                    if m.info.name == FOREARM_EMG.name:
+                        kept.append(m)
+                elif isinstance(m, GapEvent) and m.source_stream == FOREARM_EMG.name:
+                    kept.append(m)
+            if not math.isfinite(t):
+                if device.finished:
+                    raise CLIError("the device ended before sending any data")
+                continue
+            for cue in cues.update(t):
+                print(f"  {cue.t - cues.t0:6.1f} s  {names.get(cue.label, 'rest')}", flush=True)
+                if arm is not None and cue.label in names:  # the simulated wearer holds the whole cue
+                    arm.perform(cue.label, plan.cue_s)
+            if device.finished and t < (cues.t_end or math.inf):
+                raise CLIError("the device ended before the cued session did: nothing was saved")
+    except DeviceError as e:
+        raise CLIError(f"the device stopped: {e}; nothing was saved") from e
+    finally:
+        device.stop()
+    info = dict(device.info()) if hasattr(device, "info") else {}
+    source = f"live {args.live} cued session {time.strftime('%Y-%m-%d %H:%M')}"
+    return Session(
+        name="calibration", streams=list(device.streams()), messages=[*kept, *cues.cues], metadata=info, source=source
+    )
