@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from emgpilot.classifiers.recognition import RecognitionConfig, recognition_stages
-from emgpilot.config import from_mapping, load_toml
+from emgpilot.config import ConfigError, from_mapping, load_toml
 from emgpilot.signals.pipeline import Pipeline, Stage
 from emgpilot.signals.preprocess import PreprocessConfig, preprocessing_stages
 from emgpilot.signals.streams import StreamInfo
@@ -22,7 +22,22 @@ class PipelineConfig:
 
 
 def load_pipeline_config(path: str | Path | None = None) -> PipelineConfig:
-    return PipelineConfig() if path is None else load_toml(PipelineConfig, path)
+    """The configuration in the TOML file ``path`` (None: the defaults); a wearer calibration it
+    names (relative to the file) is checked now, so a bad one is a configuration error."""
+    if path is None:
+        return PipelineConfig()
+    cfg = load_toml(PipelineConfig, path)
+    calibration = cfg.recognition.wrist_calibration
+    if calibration:
+        from emgpilot.classifiers.recognition import check_calibration
+
+        resolved = Path(path).parent / calibration  # an absolute path stays as it is
+        cfg = replace(cfg, recognition=replace(cfg.recognition, wrist_calibration=str(resolved)))
+        try:
+            check_calibration(cfg.recognition)
+        except ValueError as e:
+            raise ConfigError(f"recognition.wrist_calibration: {e}") from e
+    return cfg
 
 
 def pipeline_config_from_dict(data: dict) -> PipelineConfig:

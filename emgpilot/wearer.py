@@ -141,13 +141,14 @@ def apply_profile(
     cfg = with_wearer_arm(cfg, profile.arm)
     path = calibration_path(profile.name, folder)
     if path.exists():
-        from emgpilot.classifiers.calibration import CalibrationError, load_calibration
+        from emgpilot.classifiers.calibration import CalibrationError
+        from emgpilot.classifiers.recognition import check_calibration
 
+        cfg = with_calibration(cfg, path)
         try:
-            load_calibration(path)
+            check_calibration(cfg.recognition)
         except CalibrationError as e:
             raise ProfileError(f"{e}; calibrate again or delete it") from e
-        cfg = with_calibration(cfg, path)
     # A left arm's ring is mirrored before the network: a rotation learnt in one ring order
     # means nothing in the other (a profile without an arm was learnt unmirrored).
     if profile.wrist_rotation is None or (profile.arm == "left") != (configured_arm(cfg) == "left"):

@@ -169,6 +169,19 @@ def load_invariant(spec: str) -> WristClassifier | None:
     return _load_network(spec, True) if spec else None
 
 
+def check_calibration(cfg: RecognitionConfig) -> None:
+    """Raise :class:`~emgpilot.classifiers.calibration.CalibrationError` (a ValueError naming the file)
+    unless ``cfg.wrist_calibration`` is empty or a calibration the configured wrist network can use."""
+    if not cfg.wrist_calibration:
+        return
+    from emgpilot.classifiers.calibration import load_calibration
+
+    calibration = load_calibration(cfg.wrist_calibration)
+    model = load_wrist(cfg.wrist_model)
+    if model is not None:
+        calibration.check_model(model)
+
+
 def _companion_for(model: WristClassifier | None, cfg: RecognitionConfig) -> WristClassifier | None:
     """The rotation-invariant companion for ``model``, if configured and it answers the same classes."""
     if model is None or cfg.wrist_invariant_windows <= 0:

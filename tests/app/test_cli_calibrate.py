@@ -97,3 +97,24 @@ def test_a_live_cued_session_through_the_myo_driver_refuses_too_little_data(tmp_
     assert code != 0 and "FIST" in captured.out
     assert "calibration needs rest and at least two gestures" in captured.err
     assert not (tmp_path / "calibrations").exists()
+
+
+def test_a_configuration_names_its_calibration_and_a_replay_goes_on_without_a_lost_one(tmp_path, capsys):
+    from emgpilot.build import load_pipeline_config
+    from emgpilot.config import ConfigError
+
+    assert main(["calibrate", "--synthetic", "2", "--out", str(tmp_path / "me.json")]) == 0
+    (tmp_path / "cfg.toml").write_text('[recognition]\nwrist_calibration = "me.json"\n', encoding="utf-8")
+    cfg = load_pipeline_config(tmp_path / "cfg.toml")  # relative to the configuration file
+    assert cfg.recognition.wrist_calibration == str(tmp_path / "me.json")
+    (tmp_path / "bad.toml").write_text('[recognition]\nwrist_calibration = "none.json"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"wrist_calibration: calibration file .*none\.json does not exist"):
+        load_pipeline_config(tmp_path / "bad.toml")
+
+    rec = tmp_path / "r.mcap"
+    run = ["run", "--headless", "--source", "synthetic", "--duration", "2", "--speed", "max"]
+    assert main([*run, "--config", str(tmp_path / "cfg.toml"), "--record", str(rec)]) == 0
+    (tmp_path / "me.json").unlink()
+    capsys.readouterr()
+    assert main(["replay", str(rec)]) == 0
+    assert "replaying without it" in capsys.readouterr().err

@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         if args.config:
             cfg = load_pipeline_config(args.config)
         elif isinstance(rec.metadata.get("pipeline_config"), dict):
-            cfg = pipeline_config_from_dict(rec.metadata["pipeline_config"])
+            cfg = without_missing_calibration(pipeline_config_from_dict(rec.metadata["pipeline_config"]), path)
         else:
             cfg = load_pipeline_config(None)
     except ConfigError as e:
@@ -179,3 +179,23 @@ def run(args: argparse.Namespace) -> int:
         if comparison["not_recomputed"]:
             print(f"  recorded but not made by this pipeline: {', '.join(comparison['not_recomputed'])}")
     return 0
+
+
+def without_missing_calibration(cfg, path):
+    """A recorded configuration, without the wearer calibration it names if that cannot be used
+    here (another machine, a deleted profile): said on stderr, the replay goes on uncalibrated."""
+    import sys
+    from dataclasses import replace
+
+    from emgpilot.classifiers.recognition import check_calibration
+
+    try:
+        check_calibration(cfg.recognition)
+    except ValueError as e:
+        print(
+            f"emgpilot replay: warning: {path} was recorded with a wearer calibration that cannot be used here "
+            f"({e}); replaying without it, so the decisions may differ",
+            file=sys.stderr,
+        )
+        return replace(cfg, recognition=replace(cfg.recognition, wrist_calibration=""))
+    return cfg
