@@ -42,7 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     who.add_argument("--wearer", metavar="NAME", help="keep it in this wearer's profile")
     who.add_argument("--out", metavar="FILE", help="write it to this file instead (JSON)")
     p.add_argument(
-        "--arm", choices=("right", "left"), help="the arm wearing the Myo (default: as recorded, else right)"
+        "--arm",
+        choices=("right", "left"),
+        help="the arm wearing the Myo (default: as the recording says, else not set: a left arm must be given)",
     )
     p.add_argument("--config", help="pipeline configuration TOML (the conditioning and wrist network it uses)")
     p.add_argument("--dir", metavar="DIR", help="profile folder (default: the user data folder)")
