@@ -494,3 +494,20 @@ def split_half_accuracy(feats: np.ndarray, labels: np.ndarray, model: Any) -> fl
         correct += int((guess == labels[test]).sum())
         total += int(test.sum())
     return correct / total if total else None
+
+
+RECORDING_KEY = "wearer_calibration"
+"""Recording metadata key holding the calibration a session ran with (see :func:`recorded_calibration`)."""
+
+
+def calibration_metadata(cfg: Any) -> dict[str, Any]:
+    """``{RECORDING_KEY: the calibration cfg uses}`` for a recording's metadata ({} without one), so a
+    replay can use exactly it wherever the file has gone."""
+    path = cfg.recognition.wrist_calibration
+    return {RECORDING_KEY: load_calibration(path).to_dict()} if path else {}
+
+
+def recorded_calibration(metadata: dict[str, Any], where: str) -> WearerCalibration | None:
+    """The calibration a recording says its session ran with, if any (:class:`CalibrationError` if broken)."""
+    data = metadata.get(RECORDING_KEY)
+    return None if data is None else WearerCalibration.from_dict(data, where=f"{where}: {RECORDING_KEY}")

@@ -99,7 +99,7 @@ def test_a_live_cued_session_through_the_myo_driver_refuses_too_little_data(tmp_
     assert not (tmp_path / "calibrations").exists()
 
 
-def test_a_configuration_names_its_calibration_and_a_replay_goes_on_without_a_lost_one(tmp_path, capsys):
+def test_a_configuration_names_its_calibration_and_a_recording_keeps_it_for_replay(tmp_path, capsys):
     from emgpilot.build import load_pipeline_config
     from emgpilot.config import ConfigError
 
@@ -112,9 +112,23 @@ def test_a_configuration_names_its_calibration_and_a_replay_goes_on_without_a_lo
         load_pipeline_config(tmp_path / "bad.toml")
 
     rec = tmp_path / "r.mcap"
-    run = ["run", "--headless", "--source", "synthetic", "--duration", "2", "--speed", "max"]
+    run = ["run", "--headless", "--source", "synthetic", "--seed", "2", "--duration", "40", "--speed", "max"]
     assert main([*run, "--config", str(tmp_path / "cfg.toml"), "--record", str(rec)]) == 0
-    (tmp_path / "me.json").unlink()
+    (tmp_path / "me.json").unlink()  # the recording keeps the calibration it ran with
     capsys.readouterr()
-    assert main(["replay", str(rec)]) == 0
-    assert "replaying without it" in capsys.readouterr().err
+    assert main(["replay", str(rec), "--json"]) == 0
+    out = capsys.readouterr()
+    assert "warning" not in out.err
+    report = json.loads(out.out)
+    assert report["comparison"]["differ"] == 0 and report["comparison"]["match"] > 0
+
+
+def test_a_replay_without_its_calibration_goes_on_uncalibrated(tmp_path, capsys):
+    from emgpilot.app.commands.replay import with_recorded_calibration
+    from emgpilot.build import PipelineConfig, with_wearer_arm
+    from emgpilot.wearer import with_calibration
+
+    cfg = with_calibration(with_wearer_arm(PipelineConfig(), "right"), tmp_path / "gone.json")
+    replayed = with_recorded_calibration(cfg, {}, "old.mcap", str(tmp_path))
+    assert replayed.recognition.wrist_calibration == ""
+    assert "old.mcap was recorded with a wearer calibration" in capsys.readouterr().err

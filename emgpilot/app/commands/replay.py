@@ -6,6 +6,8 @@ import argparse
 import json
 import math
 import time
+from pathlib import Path
+from typing import Any
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -50,6 +52,14 @@ def resolve_path(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    import tempfile
+
+    # where a calibration kept in the recording is written for the replay's pipeline
+    with tempfile.TemporaryDirectory(prefix="emgpilot-replay-") as scratch:
+        return _replay(args, scratch)
+
+
+def _replay(args: argparse.Namespace, scratch: str) -> int:
     from emgpilot.app.cli import CLIError
     from emgpilot.build import build_pipeline, load_pipeline_config, pipeline_config_from_dict
     from emgpilot.config import ConfigError
@@ -72,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
         if args.config:
             cfg = load_pipeline_config(args.config)
         elif isinstance(rec.metadata.get("pipeline_config"), dict):
-            cfg = without_missing_calibration(pipeline_config_from_dict(rec.metadata["pipeline_config"]), path)
+            recorded = pipeline_config_from_dict(rec.metadata["pipeline_config"])
+            cfg = with_recorded_calibration(recorded, rec.metadata, path, scratch)
         else:
             cfg = load_pipeline_config(None)
     except ConfigError as e:
@@ -181,21 +192,29 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def without_missing_calibration(cfg, path):
-    """A recorded configuration, without the wearer calibration it names if that cannot be used
-    here (another machine, a deleted profile): said on stderr, the replay goes on uncalibrated."""
+def with_recorded_calibration(cfg: Any, metadata: dict, path: str | Path, folder: str) -> Any:
+    """A recorded configuration with the wearer calibration its session ran with: the copy kept in
+    the recording (written to ``folder``), else the file it names; if neither can be used, without
+    one (said on stderr: the decisions may then differ)."""
     import sys
     from dataclasses import replace
 
+    from emgpilot.classifiers.calibration import CalibrationError, recorded_calibration
     from emgpilot.classifiers.recognition import check_calibration
 
+    def use(where: str) -> Any:
+        return replace(cfg, recognition=replace(cfg.recognition, wrist_calibration=where))
+
     try:
+        kept = recorded_calibration(metadata, str(path))
+        if kept is not None:
+            cfg = use(str(kept.save(Path(folder) / "calibration.json")))
         check_calibration(cfg.recognition)
-    except ValueError as e:
+    except (CalibrationError, OSError) as e:
         print(
             f"emgpilot replay: warning: {path} was recorded with a wearer calibration that cannot be used here "
             f"({e}); replaying without it, so the decisions may differ",
             file=sys.stderr,
         )
-        return replace(cfg, recognition=replace(cfg.recognition, wrist_calibration=""))
+        return use("")
     return cfg

@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from emgpilot.app.cli import CLIError
     from emgpilot.app.sources import open_source
     from emgpilot.build import build_pipeline, load_pipeline_config
+    from emgpilot.classifiers.calibration import calibration_metadata
     from emgpilot.config import ConfigError, to_mapping
     from emgpilot.signals.device import parse_speed
     from emgpilot.signals.runner import SessionRunner
@@ -86,7 +87,12 @@ def run(args: argparse.Namespace) -> int:
         recorder = RecordingWriter(
             args.record,
             streams=[*device.streams(), *pipeline.output_streams, *_pilot_streams(args)],
-            metadata={"device": device.info(), "pipeline_config": to_mapping(cfg), "command": "run"},
+            metadata={
+                "device": device.info(),
+                "pipeline_config": to_mapping(cfg),
+                "command": "run",
+                **calibration_metadata(cfg),
+            },
         )
     pilot = None
     if getattr(args, "drone", "none") != "none":

@@ -593,6 +593,7 @@ class Session:
 
     # ------------------------------------------------------------------ recording
     def start_recording(self, path: str | Path) -> Path:
+        from emgpilot.classifiers.calibration import calibration_metadata
         from emgpilot.config import to_mapping
         from emgpilot.drone.pilot import PILOT_STREAMS
         from emgpilot.signals.recording import RecordingWriter
@@ -607,7 +608,12 @@ class Session:
         writer = RecordingWriter(
             path,
             streams=streams,
-            metadata={"device": self.device.info(), "pipeline_config": to_mapping(self.cfg), "command": "gui"},
+            metadata={
+                "device": self.device.info(),
+                "pipeline_config": to_mapping(self.cfg),
+                "command": "gui",
+                **calibration_metadata(self.cfg),
+            },
         )
         self.recorder.start(writer, path)
         return path
