@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import time
 from dataclasses import asdict, dataclass, replace
@@ -117,12 +116,9 @@ def load_profile(name: str, folder: str | Path | None = None) -> WearerProfile:
 
 def save_profile(profile: WearerProfile, folder: str | Path | None = None) -> Path:
     """Write ``profile`` atomically (a crash never leaves half a file); returns its path."""
-    path = profile_path(profile.name, folder)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(profile.to_dict(), indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    from emgpilot.config import write_text_atomic
+
+    return write_text_atomic(profile_path(profile.name, folder), json.dumps(profile.to_dict(), indent=2) + "\n")
 
 
 def configured_arm(cfg: PipelineConfig) -> str | None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -66,6 +65,11 @@ def calibration_schedule(
     return items
 
 
+def _log_softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
 class CalibrationError(ValueError):
     """A calibration that cannot be made or used (the message says why, naming the file)."""
 
@@ -110,9 +114,7 @@ class WearerCalibration:
         x = np.asarray(feats, dtype=np.float64).reshape(len(feats), self.coef.shape[1])
         if not len(x):
             return np.zeros((0, len(self.classes)))
-        z = tiled(lambda tile: tile @ self.coef.T + self.intercept, x)
-        z = z - z.max(axis=1, keepdims=True)
-        return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        return _log_softmax(tiled(lambda tile: tile @ self.coef.T + self.intercept, x))
 
     def log_density(self, feats: np.ndarray) -> np.ndarray:
         """How well each window fits the nearest of the wearer's calibrated classes: the largest
@@ -139,9 +141,7 @@ class WearerCalibration:
         logq = np.full((len(probs), len(classes)), -math.log(len(self.classes)))
         logq[:, [index[c] for c in self.classes]] = self.log_proba(feats)
         z = np.log(np.asarray(probs, dtype=np.float64) + 1e-9) + logq
-        z -= z.max(axis=1, keepdims=True)
-        p = np.exp(z)
-        return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
+        return np.exp(_log_softmax(z)).astype(np.float32)
 
     def check_model(self, model: Any) -> None:
         """Raise :class:`CalibrationError` unless ``model`` computes the features this calibration expects."""
@@ -249,12 +249,9 @@ class WearerCalibration:
 
     def save(self, path: str | Path) -> Path:
         """Write atomically (a crash never leaves half a file)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.to_dict()) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-        return path
+        from emgpilot.config import write_text_atomic
+
+        return write_text_atomic(path, json.dumps(self.to_dict()) + "\n")
 
 
 def load_calibration(path: str | Path) -> WearerCalibration:
@@ -321,19 +318,15 @@ def labelled_windows(
     stage = EMGConditioner(info, cfg.forearm)
     pipe = Pipeline([stage], sources=[info.name])
     filtered = stage.outputs[0].name
-    ts, xs = [], []
+    outputs: list[Message] = []
     for m in messages:
         if (isinstance(m, Chunk) and m.info.name == info.name) or (
             isinstance(m, GapEvent) and m.source_stream == info.name
         ):
-            for out in pipe.push(m):
-                if isinstance(out, Chunk) and out.info.name == filtered and len(out):
-                    ts.append(out.t)
-                    xs.append(out.data)
-    for out in pipe.finish():
-        if isinstance(out, Chunk) and out.info.name == filtered and len(out):
-            ts.append(out.t)
-            xs.append(out.data)
+            outputs += pipe.push(m)
+    outputs += pipe.finish()
+    conditioned = [out for out in outputs if isinstance(out, Chunk) and out.info.name == filtered and len(out)]
+    ts, xs = [out.t for out in conditioned], [out.data for out in conditioned]
     if not ts:
         return np.zeros((0, window, info.n_channels), np.float32), np.zeros(0, dtype=object)
     t = np.concatenate(ts)
@@ -431,9 +424,7 @@ def best_rotation(model: Any, feats: np.ndarray, labels: np.ndarray, mirrored: b
     y = np.array([index[c] for c in labels[gesture]])
     best, best_ll = 0, -math.inf
     for shift in range(int(model.channels)):
-        z = np.asarray(model.logits_from_features(f, shift), dtype=np.float64)
-        z = z - z.max(axis=1, keepdims=True)
-        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        logp = _log_softmax(np.asarray(model.logits_from_features(f, shift), dtype=np.float64))
         ll = float(logp[np.arange(len(y)), y].sum())
         if ll > best_ll:
             best, best_ll = shift, ll
