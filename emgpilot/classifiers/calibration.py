@@ -267,6 +267,12 @@ def load_calibration(path: str | Path) -> WearerCalibration:
 
 
 # --------------------------------------------------------------------------- labelled windows
+def is_forearm_emg(m: Message) -> bool:
+    """A forearm EMG chunk, or a gap in that stream: what a calibration needs of a session."""
+    name = FOREARM_EMG.name
+    return (isinstance(m, Chunk) and m.info.name == name) or (isinstance(m, GapEvent) and m.source_stream == name)
+
+
 def model_feature_names(model: Any) -> tuple[str, ...]:
     """The names of the per-electrode features ``model.features`` computes (the wrist network's by default)."""
     from emgpilot.classifiers.wrist import FEATURE_NAMES
@@ -320,9 +326,7 @@ def labelled_windows(
     filtered = stage.outputs[0].name
     outputs: list[Message] = []
     for m in messages:
-        if (isinstance(m, Chunk) and m.info.name == info.name) or (
-            isinstance(m, GapEvent) and m.source_stream == info.name
-        ):
+        if is_forearm_emg(m):
             outputs += pipe.push(m)
     outputs += pipe.finish()
     conditioned = [out for out in outputs if isinstance(out, Chunk) and out.info.name == filtered and len(out)]

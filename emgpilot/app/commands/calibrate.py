@@ -137,9 +137,10 @@ def live_session(args: argparse.Namespace) -> Any:
     and return it as an evaluation :class:`~emgpilot.classifiers.evaluation.Session`."""
     from emgpilot.app.cli import CLIError
     from emgpilot.app.gui.cues import CuePlan, CueSequencer
+    from emgpilot.classifiers.calibration import is_forearm_emg
     from emgpilot.classifiers.evaluation import Session
     from emgpilot.signals.device import DeviceError
-    from emgpilot.signals.streams import FOREARM_EMG, Chunk, GapEvent
+    from emgpilot.signals.streams import Chunk
 
     try:
         plan = CuePlan(
@@ -177,13 +178,8 @@ def live_session(args: argparse.Namespace) -> Any:
         device.start()
         while cues.t_end is None or t < cues.t_end:
             batch = device.read(0.1)
-            for m in batch:
-                if isinstance(m, Chunk) and len(m):
-                    t = max(t, m.t_end)
-                    if m.info.name == FOREARM_EMG.name:
-                        kept.append(m)
-                elif isinstance(m, GapEvent) and m.source_stream == FOREARM_EMG.name:
-                    kept.append(m)
+            kept += [m for m in batch if is_forearm_emg(m)]
+            t = max([t, *(m.t_end for m in batch if isinstance(m, Chunk) and len(m))])
             if not math.isfinite(t):
                 if device.finished:
                     raise CLIError("the device ended before sending any data")
@@ -198,7 +194,7 @@ def live_session(args: argparse.Namespace) -> Any:
         raise CLIError(f"the device stopped: {e}; nothing was saved") from e
     finally:
         device.stop()
-    info = dict(device.info()) if hasattr(device, "info") else {}
+    info = dict(device.info())
     source = f"live {args.live} cued session {time.strftime('%Y-%m-%d %H:%M')}"
     return Session(
         name="calibration", streams=list(device.streams()), messages=[*kept, *cues.cues], metadata=info, source=source

@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from emgpilot.app.gui.cues import CueSequencer
+from emgpilot.classifiers.calibration import is_forearm_emg
 from emgpilot.signals.device import Device
-from emgpilot.signals.streams import FOREARM_EMG, Chunk, CueEvent, GapEvent, Message, StreamInfo
+from emgpilot.signals.streams import Chunk, CueEvent, GapEvent, Message, StreamInfo
 
 log = logging.getLogger(__name__)
 
@@ -259,11 +260,6 @@ class BackgroundJob:
         True if it ended."""
         self._thread.join(timeout)
         return not self._thread.is_alive()
-
-
-def _is_forearm_emg(m: Message) -> bool:
-    name = FOREARM_EMG.name
-    return (isinstance(m, Chunk) and m.info.name == name) or (isinstance(m, GapEvent) and m.source_stream == name)
 
 
 def exclusive_resources(spec: SessionSpec) -> frozenset[str]:
@@ -668,7 +664,7 @@ class Session:
         if cues is not None and self._cue_emg is not None:
             with self._cue_lock:
                 if self._cue_emg is not None:
-                    self._cue_emg.extend(m for m in batch if _is_forearm_emg(m))
+                    self._cue_emg.extend(m for m in batch if is_forearm_emg(m))
         if cues is not None:
             extra = cues.update(t, self.arm)
             if extra:
