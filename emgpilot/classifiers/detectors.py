@@ -642,13 +642,16 @@ class ActivationDetector(WindowedDetector):
             if len(teach):
                 ev = tiled(lambda f: shift_evidence(self.wrist, f), feats[teach])
                 evidence = dict(zip(teach.tolist(), ev, strict=True))
-            for i in range(len(feats)):
-                shifts[i] = est.choose(est.scores, est.n_windows)
-                free[i] = int(np.argmax(est.scores))
-                taught[i] = est.n_windows
-                row = evidence.get(i)
-                if row is not None:
-                    est.teach(row)
+            # The estimate only changes when a window teaches it: choose once per change.
+            a = 0
+            for b in [*(i + 1 for i in sorted(evidence)), len(feats)]:
+                if b > a:
+                    shifts[a:b] = est.choose(est.scores, est.n_windows)
+                    free[a:b] = int(np.argmax(est.scores))
+                    taught[a:b] = est.n_windows
+                    if b - 1 in evidence:
+                        est.teach(evidence[b - 1])
+                    a = b
             return shifts, free, taught
         taught[:] = self._im_count
         for i in range(len(feats)):
