@@ -15,6 +15,12 @@ Episode logic (one event per gesture):
 3. busy until every detector was inactive for ``release_s``. A stiffen that starts during a
    busy episode of another gesture still produces ``stiffen`` at once: stop is never lost.
 
+Fist or flexion: the wrist network trained on other people confuses the two most, while within
+one wearer a fist is the stronger effort (it recruits the whole forearm). The stage therefore
+clusters the fist detector's level above rest over the wearer's recent fist-or-flexion episodes
+(two clusters, 1-D) and, once they separate clearly, weighs an episode's level under the two
+clusters into the network's fist-vs-flexion odds (:class:`FusionConfig`, ``fist_level_*``).
+
 A wave's axis comes from the accelerometer (gravity in the forearm frame, see
 :class:`FusionConfig`): palm down gives up/down, thumb up gives left/right
 (:func:`emgpilot.signals.vocabulary.wave_gesture`). Without an IMU the event's gesture is the
@@ -41,6 +47,25 @@ DETECTORS = ("stiffen", "rotation", "activation", "fist")
 _IDLE, _COLLECT, _BUSY = 0, 1, 2
 _CLS = {name: i for i, name in enumerate(DECISION_CLASSES)}
 _FOREARM = ("fist", "wrist_flexion", "wrist_extension")
+_FIST_OR_FLEXION = ("fist", "wrist_flexion")
+
+
+def split_levels(levels: np.ndarray) -> tuple[float, float, float] | None:
+    """Two clusters of 1-D ``levels`` (exact 2-means): ``(lower mean, upper mean, pooled std)``.
+
+    None with fewer than 4 values (each cluster needs two).
+    """
+    x = np.sort(np.asarray(levels, dtype=np.float64))
+    n = len(x)
+    if n < 4:
+        return None
+    c1, c2 = np.cumsum(x), np.cumsum(x * x)
+    i = np.arange(2, n - 1)  # size of the lower cluster
+    lo_sum, hi_sum = c1[i - 1], c1[-1] - c1[i - 1]
+    sse = (c2[i - 1] - lo_sum**2 / i) + (c2[-1] - c2[i - 1] - hi_sum**2 / (n - i))
+    b = int(np.argmin(sse))
+    k = int(i[b])
+    return float(lo_sum[b] / k), float(hi_sum[b] / (n - k)), math.sqrt(max(float(sse[b]), 0.0) / (n - 2))
 
 
 @dataclass
@@ -73,6 +98,19 @@ class FusionConfig:
         +x, towards the hand).
     palm_down_axis, thumb_up_axis : accelerometer channels gravity lies along in the two
         hand orientations (forearm horizontal).
+    fist_level_episodes : fist-or-flexion episodes the wearer must have made before their levels
+        are used (0 turns the level evidence off).
+    fist_level_history : how many recent fist-or-flexion episode levels are clustered.
+    fist_level_separation : the two clusters must lie this many pooled standard deviations
+        apart to be used.
+    fist_level_agreement_z : and the network must agree that the stronger episodes are the
+        fists: the correlation ``r`` between the episodes' levels and the network's fist share
+        (of fist + flexion) must be significant, ``r * sqrt(n) > fist_level_agreement_z``
+        (one-sided, 1.645 = 5 %). Without it a wearer making only fists would see the weaker
+        half of them called flexions.
+    fist_level_min_std : floor of the pooled standard deviation (log units).
+    fist_level_max_nats : the level's log-likelihood ratio (upper cluster = fist, lower =
+        flexion), added to the network's log odds of fist vs flexion, is clipped to +- this.
     """
 
     tick_s: float = 0.05
@@ -89,6 +127,12 @@ class FusionConfig:
     cw_sign: float = 1.0
     palm_down_axis: str = "az"
     thumb_up_axis: str = "ay"
+    fist_level_episodes: int = 10
+    fist_level_history: int = 40
+    fist_level_separation: float = 2.5
+    fist_level_agreement_z: float = 1.645
+    fist_level_min_std: float = 0.05
+    fist_level_max_nats: float = 2.0
 
 
 class GestureFusion(Stage):
@@ -152,6 +196,8 @@ class GestureFusion(Stage):
         self._gesture = ""
         self._primitive = ""
         self._last_rotation = ("", -math.inf)
+        # (level, the network's fist share of fist + flexion) of the recent fist-or-flexion episodes
+        self._fist_levels: list[tuple[float, float]] = []
         self._ev = self._new_evidence()
 
     @staticmethod
@@ -169,6 +215,9 @@ class GestureFusion(Stage):
             "p_extension": 0.0,
             "p_rest": 0.0,
             "p_other": 0.0,
+            "fist_level": 0.0,
+            "fist_level_ticks": 0.0,
+            "fist_level_nats": 0.0,
             "palm_down_g": math.nan,
             "thumb_up_g": math.nan,
         }
@@ -190,6 +239,7 @@ class GestureFusion(Stage):
                 "last_rotation": list(self._last_rotation),
             },
             "evidence": dict(self._ev),
+            "fist_levels": np.asarray(self._fist_levels, dtype=np.float64).reshape(-1, 2),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -204,6 +254,7 @@ class GestureFusion(Stage):
         self._gesture, self._primitive = str(m["gesture"]), str(m["primitive"])
         self._last_rotation = (str(m["last_rotation"][0]), float(m["last_rotation"][1]))
         self._ev = {k: float(v) for k, v in state["evidence"].items()}
+        self._fist_levels = [(float(a), float(b)) for a, b in np.asarray(state["fist_levels"], dtype=np.float64)]
 
     # ----------------------------------------------------------------- data
     def process(self, msg: Message) -> list[Message]:
@@ -304,6 +355,12 @@ class GestureFusion(Stage):
         rate = self._col(cols, "rotation", "rate", n) if "rotation" in self.detectors else [0.0] * n
         act = self._col(cols, "activation", "active", n)
         fist = self._col(cols, "fist", "active", n)
+        fist_rows = cols.get("detector.fist")
+        if fist_rows is not None:
+            # The fist detector's level above the wearer's rest (NaN before its first fit).
+            fist_level = (fist_rows[:, COL["value"]] - fist_rows[:, COL["rest_mean"]]).tolist()
+        else:
+            fist_level = [math.nan] * n
         wrist = cols.get(WRIST_STREAM)
         if wrist is not None:
             pw = wrist[:, self._wrist_idx]  # fist, flexion, extension
@@ -360,6 +417,9 @@ class GestureFusion(Stage):
                 if r_on:
                     ev["rotation"] = 1.0
                     ev["rotation_rate"] += rate[i]
+                if math.isfinite(fist_level[i]):
+                    ev["fist_level"] += fist_level[i]
+                    ev["fist_level_ticks"] += 1
                 if (a_on or f_on) and valid_list[i]:
                     ev["wrist_ticks"] += 1
                     qi = q_list[i]
@@ -440,6 +500,8 @@ class GestureFusion(Stage):
                 primitive, confidence = _FOREARM[j], p[j]
             elif j == 0 and (ev["fist"] > 0 or p[0] >= cfg.fist_min_prob):
                 primitive, confidence = "fist", p[0]
+            if primitive in _FIST_OR_FLEXION and ev["fist_level_ticks"] > 0:
+                primitive, confidence = self._weigh_fist_level(p, ev["fist_level"] / ev["fist_level_ticks"])
         elif ev["fist"] > 0:
             primitive, confidence = "fist", 0.5
         self._primitive = primitive
@@ -459,8 +521,52 @@ class GestureFusion(Stage):
         for key in ("p_fist", "p_flexion", "p_extension", "p_rest", "p_other"):
             if ev["wrist_ticks"] > 0:
                 evidence[key] = ev[key] / ev["wrist_ticks"]
+        ticks = evidence.pop("fist_level_ticks", 0.0)
+        if ticks:
+            evidence["fist_level"] = ev["fist_level"] / ticks
+        else:
+            evidence.pop("fist_level", None)
         event = GestureEvent(t=t, gesture=gesture, primitive=primitive, confidence=float(confidence), evidence=evidence)
         return [event]
+
+    def _weigh_fist_level(self, p: list[float], level: float) -> tuple[str, float]:
+        """Fist or flexion for an episode the network put in one of the two, with the wearer's
+        own levels: the episode's ``level`` under the two clusters of the recent fist-or-flexion
+        episodes (upper = fist) adds its log-likelihood ratio to the network's log odds. The
+        episode then joins the history. Returns the primitive and its share of the pair."""
+        cfg = self.cfg
+        pair = p[0] + p[1]
+        share = p[0] / pair if pair > 0 else 0.5
+        nats = self._level_nats(level)
+        if cfg.fist_level_episodes > 0:
+            self._fist_levels.append((level, share))
+            del self._fist_levels[: -cfg.fist_level_history]
+        self._ev["fist_level_nats"] = nats
+        log_odds = math.log(p[0] + 1e-6) - math.log(p[1] + 1e-6) + nats
+        share_fist = 1.0 / (1.0 + math.exp(-log_odds))
+        if share_fist > 0.5:
+            return "fist", pair * share_fist
+        return "wrist_flexion", pair * (1.0 - share_fist)
+
+    def _level_nats(self, level: float) -> float:
+        """Log-likelihood ratio fist vs flexion of ``level`` under the history's two clusters
+        (0 while the history is short, the clusters overlap, or the network disagrees)."""
+        cfg = self.cfg
+        if cfg.fist_level_episodes <= 0 or len(self._fist_levels) < cfg.fist_level_episodes:
+            return 0.0
+        history = np.asarray(self._fist_levels[-cfg.fist_level_history :])
+        levels, shares = history[:, 0], history[:, 1]
+        split = split_levels(levels)
+        if split is None or levels.std() == 0 or shares.std() == 0:
+            return 0.0
+        lower, upper, std = split
+        std = max(std, cfg.fist_level_min_std)
+        agreement = float(np.corrcoef(levels, shares)[0, 1])
+        significant = agreement * math.sqrt(len(levels)) > cfg.fist_level_agreement_z
+        if upper - lower <= cfg.fist_level_separation * std or not significant:
+            return 0.0
+        llr = ((level - lower) ** 2 - (level - upper) ** 2) / (2.0 * std * std)
+        return min(max(llr, -cfg.fist_level_max_nats), cfg.fist_level_max_nats)
 
     @staticmethod
     def _orientation(palm_down_g: float, thumb_up_g: float) -> str | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 from emgpilot.classifiers.clustering import MixtureConfig
@@ -214,10 +214,10 @@ def recognition_stages(
     stages: list[Stage] = []
     detectors: list[str] = []
     wrist_classes = None
+    calibration = None
     if FOREARM_FILTERED in streams:
         src = streams[FOREARM_FILTERED]
         model = wrist if wrist is not None else load_wrist(cfg.wrist_model)
-        calibration = None
         if cfg.wrist_calibration:
             if model is None:
                 log.warning("wearer calibration %s not used: there is no wrist network", cfg.wrist_calibration)
@@ -251,11 +251,16 @@ def recognition_stages(
     if UPPER_ENVELOPE in streams:
         stages.append(StiffenDetector(streams[UPPER_ENVELOPE], cfg.stiffen))
         detectors.append("stiffen")
+    fusion_cfg = cfg.fusion
+    if calibration is not None:
+        # The calibration knows this wearer's own fist and flexion; the unsupervised level
+        # clusters only second-guessed it (development: 137 -> 135 of 145 calibrated events).
+        fusion_cfg = replace(fusion_cfg, fist_level_episodes=0)
     imu_channels = None
     if IMU_STREAM in streams:
         stages.append(RotationDetector(streams[IMU_STREAM], cfg.rotation))
         detectors.append("rotation")
         imu_channels = streams[IMU_STREAM].channels
     if detectors:
-        stages.append(GestureFusion(cfg.fusion, tuple(detectors), wrist_classes, imu_channels))
+        stages.append(GestureFusion(fusion_cfg, tuple(detectors), wrist_classes, imu_channels))
     return stages

@@ -118,7 +118,7 @@ def _fusion_inputs() -> list[Chunk]:
 
 def _make_fusion() -> GestureFusion:
     return GestureFusion(
-        FusionConfig(),
+        FusionConfig(fist_level_episodes=2),  # the wearer's fist levels weigh in from the third fist
         ("activation", "fist", "stiffen", "rotation"),
         FakeWrist.classes,
         IMU.channels,

@@ -204,3 +204,81 @@ def test_motion_the_network_knows_is_outside_the_vocabulary_is_rejected():
     events = [m for m in pipe.push_many(msgs) + pipe.finish() if isinstance(m, GestureEvent)]
     assert [e.primitive for e in events] == ["wrist_flexion"]
     assert events[0].evidence["p_other"] < 0.2
+
+
+def _episodes(levels: list[float], probs: list[tuple[float, float, float, float]]) -> list[Chunk]:
+    """One 1 s forearm episode every 2 s: the fist detector's level above rest and the wrist
+    network's probabilities per episode."""
+    n = int(2.0 * len(levels) * RATE) + 40
+    t = np.arange(n) / RATE
+    on = np.zeros(n, dtype=bool)
+    value = np.zeros(n)
+    w = np.full((n, 4), np.nan, dtype=np.float32)
+    for i, (level, p) in enumerate(zip(levels, probs, strict=True)):
+        sel = (t >= 1.0 + 2.0 * i) & (t < 2.0 + 2.0 * i)
+        on |= sel
+        value[sel] = level
+        w[sel] = p
+    streams = []
+    for name in ("activation", "fist"):
+        x = np.zeros((n, len(STATE_CHANNELS)), dtype=np.float32)
+        x[:, STATE_CHANNELS.index("value")] = value
+        x[:, STATE_CHANNELS.index("rest_mean")] = 0.0
+        x[:, STATE_CHANNELS.index("threshold")] = 0.5
+        x[:, STATE_CHANNELS.index("armed")] = 1.0
+        x[:, STATE_CHANNELS.index("active")] = on
+        streams.append(Chunk(StreamInfo(f"detector.{name}", "detector", RATE, STATE_CHANNELS), t, x))
+    streams.append(Chunk(StreamInfo("wrist", "probabilities", RATE, FakeWrist.classes), t, w))
+    return streams
+
+
+def _primitives(streams: list[Chunk], cfg: FusionConfig) -> list[str]:
+    fusion = GestureFusion(cfg, ("activation", "fist"), FakeWrist.classes, None)
+    pipe = Pipeline([fusion], sources=[s.stream for s in streams])
+    msgs = sorted([c.slice(i, i + 10) for c in streams for i in range(0, len(c), 10)], key=lambda c: c.t[0])
+    return [m.primitive for m in pipe.push_many(msgs) + pipe.finish() if isinstance(m, GestureEvent)]
+
+
+def _lean(fist: float) -> tuple[float, float, float, float]:
+    """Wrist probabilities (rest, fist, flexion, extension) with this fist share of fist + flexion."""
+    return (0.02, 0.94 * fist, 0.94 * (1.0 - fist), 0.04)
+
+
+def test_the_wearers_own_fist_level_settles_what_the_network_cannot():
+    """The network leans to fist on every episode, a little more on the real fists; this wearer's
+    fists are clearly stronger than their flexions, so once enough episodes were seen the weak
+    ones are flexions."""
+    rng = np.random.default_rng(0)
+    truth = ["fist" if k else "wrist_flexion" for k in rng.integers(0, 2, 24)]
+    levels = [(2.0 if g == "fist" else 1.2) + float(rng.normal(0, 0.08)) for g in truth]
+    probs = [_lean(0.58 if g == "fist" else 0.54) for g in truth]
+    got = _primitives(_episodes(levels, probs), FusionConfig(fist_level_episodes=10))
+    assert len(got) == len(truth)
+    assert got[:10] == ["fist"] * 10  # not enough of this wearer's episodes yet: the network decides
+    assert got[10:] == truth[10:]
+    # Off, the network alone decides.
+    assert _primitives(_episodes(levels, probs), FusionConfig(fist_level_episodes=0)) == ["fist"] * 24
+
+
+def test_a_wearer_making_only_fists_keeps_them():
+    """All of one strength, the network's confidence unrelated to it: the two "clusters" are the
+    halves of one, and the network does not agree that the stronger ones are the fists -- except
+    by chance, which the significance test keeps rare (100 wearers of 40 fists: 32 lost)."""
+    lost = 0
+    for seed in range(100):
+        rng = np.random.default_rng(seed)
+        levels = [1.6 + float(rng.normal(0, 0.1)) for _ in range(40)]
+        probs = [_lean(float(rng.uniform(0.52, 0.75))) for _ in levels]
+        got = _primitives(_episodes(levels, probs), FusionConfig())
+        assert len(got) == 40
+        lost += sum(g != "fist" for g in got)
+    assert lost <= 0.02 * 4000
+
+
+def test_split_levels_finds_the_two_clusters():
+    from emgpilot.classifiers.fusion import split_levels
+
+    lower, upper, std = split_levels(np.array([1.0, 1.1, 0.9, 2.0, 2.1, 1.9]))
+    assert abs(lower - 1.0) < 1e-9 and abs(upper - 2.0) < 1e-9
+    assert abs(std - np.sqrt(0.04 / 4)) < 1e-9
+    assert split_levels(np.array([1.0, 2.0, 3.0])) is None
