@@ -505,16 +505,25 @@ ROWS = ("cue", "gesture", "recorded", "command", "safety")
 ROW_COLORS = {"cue": "#808080", "gesture": "#4363d8", "recorded": "#e6194b", "command": "#3cb44b", "safety": "#f58231"}
 
 
+def gesture_detail(ev: GestureEvent) -> str:
+    """Confidence, and how much the wearer's own fist level moved a fist-vs-flexion decision."""
+    detail = f"confidence {ev.confidence:.2f}"
+    nats = ev.evidence.get("fist_level_nats", 0.0)
+    if nats:
+        detail += f"; own fist level {nats:+.1f} nats towards {'fist' if nats > 0 else 'flexion'}"
+    return detail
+
+
 def event_row(ev: Event, recorded: bool = False) -> tuple[str, str, str] | None:
     """(timeline row, short text, detail) of an event; None for events not shown.
 
     Of a recording's own derived events only the gestures are shown (the *recorded* row)."""
     if recorded:
-        return ("recorded", ev.gesture, f"confidence {ev.confidence:.2f}") if isinstance(ev, GestureEvent) else None
+        return ("recorded", ev.gesture, gesture_detail(ev)) if isinstance(ev, GestureEvent) else None
     if isinstance(ev, CueEvent):
         return "cue", ev.label, ""
     if isinstance(ev, GestureEvent):
-        return "gesture", ev.gesture, f"confidence {ev.confidence:.2f}"
+        return "gesture", ev.gesture, gesture_detail(ev)
     if isinstance(ev, CommandEvent):
         if not ev.source.startswith(("safety", "user", "mapper")):
             return None
