@@ -10,7 +10,7 @@ from emgpilot.classifiers.recognition import RecognitionConfig, recognition_stag
 from emgpilot.config import ConfigError, from_mapping, load_toml
 from emgpilot.signals.pipeline import Pipeline, Stage
 from emgpilot.signals.preprocess import PreprocessConfig, preprocessing_stages
-from emgpilot.signals.streams import StreamInfo
+from emgpilot.signals.streams import FOREARM_EMG, FOREARM_IMU, UPPER_EMG, StreamInfo
 
 
 @dataclass
@@ -22,8 +22,9 @@ class PipelineConfig:
 
 
 def load_pipeline_config(path: str | Path | None = None) -> PipelineConfig:
-    """The configuration in the TOML file ``path`` (None: the defaults); a wearer calibration it
-    names (relative to the file) is checked now, so a bad one is a configuration error."""
+    """The configuration in the TOML file ``path`` (None: the defaults). A wearer calibration it
+    names (relative to the file) and every stage's settings are checked now, so a bad value is a
+    configuration error naming the file, not a failure when a device starts."""
     if path is None:
         return PipelineConfig()
     cfg = load_toml(PipelineConfig, path)
@@ -37,6 +38,11 @@ def load_pipeline_config(path: str | Path | None = None) -> PipelineConfig:
             check_calibration(cfg.recognition)
         except ValueError as e:
             raise ConfigError(f"recognition.wrist_calibration: {e}") from e
+    try:
+        # The stages for every sensor the app knows: each checks its own settings.
+        build_stages(cfg, {s.name: s for s in (FOREARM_EMG, FOREARM_IMU, UPPER_EMG)})
+    except ValueError as e:
+        raise ConfigError(f"{path}: {e}") from e
     return cfg
 
 

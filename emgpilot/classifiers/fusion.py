@@ -161,6 +161,14 @@ class GestureFusion(Stage):
             raise ValueError(f"fusion: unknown detectors {sorted(unknown)}")
         if cfg.arm not in ("right", "left", "auto"):
             raise ValueError(f"fusion: arm must be 'right', 'left' or 'auto', not {cfg.arm!r}")
+        if cfg.fist_level_episodes > 0:
+            if cfg.fist_level_history < max(4, cfg.fist_level_episodes):
+                raise ValueError(
+                    f"fusion: fist_level_history ({cfg.fist_level_history}) must be at least 4 and at least"
+                    f" fist_level_episodes ({cfg.fist_level_episodes})"
+                )
+            if not cfg.fist_level_min_std > 0:
+                raise ValueError(f"fusion: fist_level_min_std must be > 0, not {cfg.fist_level_min_std}")
         if imu_channels is not None:
             for axis in (cfg.palm_down_axis, cfg.thumb_up_axis):
                 if axis not in imu_channels:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from emgpilot.classifiers.detectors import STATE_CHANNELS
 from emgpilot.classifiers.fusion import FusionConfig, GestureFusion
@@ -273,6 +274,17 @@ def test_a_wearer_making_only_fists_keeps_them():
         assert len(got) == 40
         lost += sum(g != "fist" for g in got)
     assert lost <= 0.02 * 4000
+
+
+def test_fist_level_settings_are_checked():
+    for bad in (
+        dict(fist_level_history=3),
+        dict(fist_level_episodes=12, fist_level_history=10),
+        dict(fist_level_min_std=0.0),
+    ):
+        with pytest.raises(ValueError, match="fist_level"):
+            GestureFusion(FusionConfig(**bad), ("activation", "fist"))
+    GestureFusion(FusionConfig(fist_level_episodes=0, fist_level_history=0), ("activation", "fist"))  # off: not checked
 
 
 def test_split_levels_finds_the_two_clusters():

@@ -1,0 +1,30 @@
+"""Loading a pipeline configuration: bad settings are configuration errors naming the file."""
+
+from __future__ import annotations
+
+import pytest
+
+from emgpilot.build import load_pipeline_config
+from emgpilot.config import ConfigError
+
+
+@pytest.mark.parametrize(
+    ("toml", "says"),
+    [
+        ('[recognition.fusion]\narm = "both"\n', "arm must be"),
+        ("[recognition.fusion]\nfist_level_history = 2\n", "fist_level_history"),
+        ("[recognition.fusion]\nfist_level_min_std = 0.0\n", "fist_level_min_std"),
+    ],
+)
+def test_a_bad_stage_setting_is_a_configuration_error(tmp_path, toml, says):
+    path = tmp_path / "pipeline.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError, match=says) as err:
+        load_pipeline_config(path)
+    assert str(path) in str(err.value)
+
+
+def test_a_good_configuration_loads(tmp_path):
+    path = tmp_path / "pipeline.toml"
+    path.write_text("[recognition.fusion]\nfist_level_episodes = 0\n")
+    assert load_pipeline_config(path).recognition.fusion.fist_level_episodes == 0
