@@ -70,9 +70,16 @@ def test_bench_on_a_recording(recording, capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["throughput"]["data_s"] > 15
     assert result["throughput"]["realtime_factor"] > 0
+    runs = result["throughput"]["realtime_factor_runs"]
+    assert len(runs) == 3 and result["throughput"]["realtime_factor"] == sorted(runs)[1]  # the median
     assert result["live_chunk_latency_us"]["chunks"] > 100
     assert result["memory"]["growth_mb_per_hour"] is not None
     assert result["machine"]["nproc"] >= 1
+
+
+def test_bench_refuses_no_runs(capsys):
+    assert main(["bench", "--repeat", "0"]) == 2
+    assert "--repeat" in capsys.readouterr().err
 
 
 def test_bench_flight_dispatches_to_the_flight_bench(capsys):
