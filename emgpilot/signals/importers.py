@@ -85,11 +85,24 @@ def load_npz(path: str | Path) -> list[ImportedSession]:
     """Detect the layout of a dataset ``.npz`` and convert it (never loads pickles)."""
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
+        with path.open("rb") as f:
+            head = f.read(4)
     except FileNotFoundError as e:
         raise DatasetError(f"{path}: no such file") from e
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+    except OSError as e:
+        raise DatasetError(f"{path}: cannot read ({e})") from e
+    if head != b"PK\x03\x04":
+        # Not a zip archive; numpy would go on to try it as a pickle and say so.
+        raise DatasetError(f"{path}: not a .npz dataset file (no zip archive header)")
+    try:
+        # Our own handle: numpy leaves its file open when the archive turns out to be broken.
+        with path.open("rb") as f, np.load(f, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except ValueError as e:
+        if "allow_pickle" in str(e):
+            raise DatasetError(f"{path}: holds pickled objects, which emgpilot never loads") from e
+        raise DatasetError(f"{path}: not a readable .npz dataset file ({e})") from e
+    except (OSError, zipfile.BadZipFile, EOFError) as e:
         raise DatasetError(f"{path}: not a readable .npz dataset file ({e})") from e
     keys = set(arrays)
     if {"emg", "orientation", "gyro", "acc"} <= keys:

@@ -51,6 +51,14 @@ def test_evaluate_keeps_going_after_bad_inputs(recording, tmp_path, capsys):
     assert "junk.npz" in captured.err
 
 
+def test_evaluate_with_nothing_readable_prints_only_the_errors(tmp_path, capsys):
+    code = main(["evaluate", str(tmp_path / "missing.npz"), "--no-progress"])
+    assert code == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "missing.npz: no such file" in captured.err
+
+
 def test_evaluate_without_inputs_is_a_usage_error(capsys):
     assert main(["evaluate", "--no-progress"]) == 2
     assert "nothing to evaluate" in capsys.readouterr().err
@@ -88,6 +96,13 @@ def test_bench_flight_dispatches_to_the_flight_bench(capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["recognition"] == "oracle" and result["wearers"] == 1
     assert result["gestures"] > 0
+
+
+def test_bench_flight_with_a_broken_course_file_is_a_clear_error(tmp_path, capsys):
+    course = tmp_path / "course.toml"
+    course.write_text("hoops = [[[")
+    assert main(["bench", "--flight", "--oracle", "--wearers", "1", "--course", str(course)]) == 2
+    assert "course.toml: not valid TOML" in capsys.readouterr().err
 
 
 def test_expand_paths_globs_folders_and_match(tmp_path):

@@ -162,10 +162,13 @@ def test_unknown_or_unsafe_files_are_refused(tmp_path):
     with pytest.raises(DatasetError, match="unknown dataset layout"):
         load_npz(tmp_path / "other.npz")
     np.savez(tmp_path / "pickled.npz", emg=np.array([{"a": 1}], dtype=object))
-    with pytest.raises(DatasetError, match="allow_pickle"):
+    with pytest.raises(DatasetError, match="pickled objects, which emgpilot never loads"):
         load_npz(tmp_path / "pickled.npz")
     (tmp_path / "text.npz").write_text("not a zip")
-    with pytest.raises(DatasetError, match="text"):
+    with pytest.raises(DatasetError, match=r"text\.npz: not a \.npz dataset file"):
         load_npz(tmp_path / "text.npz")
+    (tmp_path / "cut.npz").write_bytes((tmp_path / "other.npz").read_bytes()[:40])  # truncated
+    with pytest.raises(DatasetError, match=r"cut\.npz: not a readable \.npz"):
+        load_npz(tmp_path / "cut.npz")
     with pytest.raises(DatasetError, match="no such file"):
         load_npz(tmp_path / "missing.npz")

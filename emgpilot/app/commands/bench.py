@@ -357,7 +357,10 @@ def run(args: argparse.Namespace) -> int:
             from emgpilot.drone.flightbench import run_flight_bench
         except ImportError as e:
             raise CLIError(f"the drone flight bench is not available ({e})") from e
-        result = run_flight_bench(args)
+        try:
+            result = run_flight_bench(args)
+        except (ValueError, ConfigError, OSError) as e:
+            raise CLIError(str(e)) from e
         _print(result, args.json)
         return 0
     if min(args.minutes, args.latency_minutes, args.memory_minutes) <= 0:

@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
             print(text)
         else:
             Path(args.json).write_text(text + "\n", encoding="utf-8")
-    if args.json != "-":
+    if args.json != "-" and summary["sessions"]:
         _print_summary(summary)
     for failed in summary["failed"]:
         print(f"emgpilot evaluate: error: {failed['error']}", file=sys.stderr)
@@ -150,7 +150,8 @@ def _print_summary(s: dict) -> None:
         f"REJ {pct(w['REJ'])}; baseline (Hudgins+LDA, within-subject) CA {pct(s['baseline_window_CA'])} "
         f"vs pipeline {pct(s['window_CA_on_baseline_test'])} on the same test cues"
     )
-    print(f"other-motion event rate: {pct(s['other_motion_event_rate'])}; {s['realtime_factor']:.0f}x real time")
+    speed = f"{s['realtime_factor']:.0f}x real time" if s["realtime_factor"] == s["realtime_factor"] else "speed n/a"
+    print(f"other-motion event rate: {pct(s['other_motion_event_rate'])}; {speed}")
     if len(s.get("per_dataset", {})) > 1:
         for name, d in s["per_dataset"].items():
             print(
