@@ -152,3 +152,13 @@ def test_sources_of_a_recording_are_not_derived(tmp_path):
     assert {s.name for s in dev.streams()} == {"forearm_emg", "forearm_imu", "cue"}
     derived = {message_stream(m) for m in dev.recorded_outputs()}
     assert "forearm_emg.filtered" in derived and not derived & {"forearm_emg", "forearm_imu", "cue"}
+
+
+def test_run_into_a_recording_that_cannot_be_created_is_a_one_line_error(tmp_path, capsys):
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("a file where the recording's folder should be")
+    target = blocker / "session.mcap"
+    args = ["run", "--headless", "--source", "synthetic", "--duration", "1", "--speed", "max"]
+    assert main([*args, "--record", str(target)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"{blocker} is a file, not a folder" in err

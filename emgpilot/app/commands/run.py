@@ -82,18 +82,22 @@ def run(args: argparse.Namespace) -> int:
     pipeline = build_pipeline(device.streams(), cfg)
     recorder = None
     if args.record:
-        from emgpilot.signals.recording import RecordingWriter
+        from emgpilot.signals.recording import RecordingError, RecordingWriter
 
-        recorder = RecordingWriter(
-            args.record,
-            streams=[*device.streams(), *pipeline.output_streams, *_pilot_streams(args)],
-            metadata={
-                "device": device.info(),
-                "pipeline_config": to_mapping(cfg),
-                "command": "run",
-                **calibration_metadata(cfg),
-            },
-        )
+        try:
+            recorder = RecordingWriter(
+                args.record,
+                streams=[*device.streams(), *pipeline.output_streams, *_pilot_streams(args)],
+                metadata={
+                    "device": device.info(),
+                    "pipeline_config": to_mapping(cfg),
+                    "command": "run",
+                    **calibration_metadata(cfg),
+                },
+            )
+        except RecordingError as e:
+            device.stop()  # nothing was started yet; stop() releases whatever the device opened
+            raise CLIError(str(e)) from e
     pilot = None
     if getattr(args, "drone", "none") != "none":
         from emgpilot.drone.pilot import pilot_from_args
