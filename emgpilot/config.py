@@ -108,6 +108,15 @@ def load_toml(cls: type[T], path: str | Path) -> T:
     return from_mapping(cls, data, where=path.name)
 
 
+def os_error_reason(path: str | Path, e: OSError) -> str:
+    """Why writing ``path`` failed, in words: a file standing where a folder is needed is named
+    (the OS only says "File exists" or "Not a directory")."""
+    blocking = next((p for p in Path(path).parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        return f"{blocking} is a file, not a folder"
+    return e.strerror or str(e)
+
+
 def write_text_atomic(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path`` (folders created) so a crash never leaves half a file; returns the path."""
     path = Path(path)

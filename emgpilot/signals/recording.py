@@ -215,9 +215,9 @@ class RecordingWriter:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fh = open(self.path, "wb")  # closed in close()
         except OSError as e:
-            blocking = next((p for p in self.path.parents if p.exists() and not p.is_dir()), None)
-            why = f"{blocking} is a file, not a folder" if blocking is not None else (e.strerror or str(e))
-            raise RecordingError(f"cannot create recording {self.path}: {why}") from e
+            from emgpilot.config import os_error_reason
+
+            raise RecordingError(f"cannot create recording {self.path}: {os_error_reason(self.path, e)}") from e
         self._mcap = Writer(self._fh, use_chunking=False, compression=CompressionType.NONE, enable_data_crcs=True)
         self._streams: dict[str, StreamInfo] = {}
         self._schemas: dict[str, int] = {}

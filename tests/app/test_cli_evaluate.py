@@ -113,3 +113,27 @@ def test_expand_paths_globs_folders_and_match(tmp_path):
     assert expand_paths([str(tmp_path)]) == [str(tmp_path / "eval_A.npz"), str(tmp_path / "pre_B.npz")]
     assert expand_paths([str(tmp_path / "*.npz")], match="eval_") == [str(tmp_path / "eval_A.npz")]
     assert expand_paths(["missing.mcap"]) == ["missing.mcap"]  # reported later, by name
+
+
+def test_evaluate_refuses_an_output_it_cannot_write_before_running(tmp_path, capsys):
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("a file where a folder should be")
+    args = ["evaluate", "--synthetic", "1", "--synthetic-minutes", "0.2", "--no-progress", "--no-baseline"]
+    assert main([*args, "--json", str(blocker / "out.json")]) == 2
+    assert f"{blocker} is a file, not a folder" in capsys.readouterr().err
+    assert main([*args, "--json", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+
+
+def test_evaluate_still_prints_its_figures_when_the_report_cannot_be_written(tmp_path, capsys, monkeypatch):
+    import emgpilot.classifiers.report as report
+
+    def refuse(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(report, "write_report", refuse)
+    args = ["evaluate", "--synthetic", "1", "--synthetic-minutes", "0.2", "--no-progress", "--no-baseline"]
+    assert main([*args, "--report", str(tmp_path / "rep")]) == 1
+    captured = capsys.readouterr()
+    assert "events:" in captured.out
+    assert "cannot write the report" in captured.err and "Permission denied" in captured.err

@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from emgpilot.classifiers.evaluation import EvaluationError, sessions_from_path, synthetic_calibration_session
     from emgpilot.classifiers.recognition import load_wrist
     from emgpilot.classifiers.wrist import signed_shift
-    from emgpilot.config import ConfigError
+    from emgpilot.config import ConfigError, os_error_reason
     from emgpilot.wearer import ProfileError, calibration_path, check_name, save_calibration
 
     if sum(x is not None for x in (args.path, args.synthetic, args.live)) != 1:
@@ -105,7 +105,10 @@ def run(args: argparse.Namespace) -> int:
         else:
             save_calibration(args.wearer, calibration, args.dir, arm="left" if left else arm)
             where = calibration_path(args.wearer, args.dir)
-    except (OSError, ProfileError) as e:
+    except OSError as e:
+        target = args.out or calibration_path(args.wearer, args.dir)
+        raise CLIError(f"cannot save the calibration to {target}: {os_error_reason(target, e)}") from e
+    except ProfileError as e:
         raise CLIError(f"cannot save the calibration: {e}") from e
     result = {
         "saved": str(where),

@@ -10,6 +10,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from emgpilot.config import os_error_reason
+
 log = logging.getLogger(__name__)
 
 INPUT_SUFFIXES = (".npz", ".mcap")
@@ -99,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
     inputs = path_inputs(paths) + synthetic_inputs(args.synthetic, 60.0 * args.synthetic_minutes, args.seed)
     if not inputs:
         raise CLIError("nothing to evaluate: give recordings/.npz files or --synthetic N")
+    _check_outputs(args)  # before a long run, not after it
     results = evaluate_inputs(
         inputs,
         cfg,
@@ -111,22 +114,49 @@ def run(args: argparse.Namespace) -> int:
     )
     summary = summarize(results)
     command = "emgpilot evaluate " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 1 else ""
+    unwritten = []
     if args.report:
         from emgpilot.classifiers.report import write_report
 
-        report = write_report(summary, results, Path(args.report), command=command.strip())
-        print(f"report written to {report}", file=sys.stderr)
+        try:
+            report = write_report(summary, results, Path(args.report), command=command.strip())
+            print(f"report written to {report}", file=sys.stderr)
+        except OSError as e:
+            unwritten.append(f"cannot write the report to {args.report}: {os_error_reason(args.report, e)}")
     if args.json:
         text = json.dumps(json_safe(summary), indent=2, allow_nan=False)
         if args.json == "-":
             print(text)
         else:
-            Path(args.json).write_text(text + "\n", encoding="utf-8")
-    if args.json != "-" and summary["sessions"]:
-        _print_summary(summary)
+            try:
+                Path(args.json).write_text(text + "\n", encoding="utf-8")
+            except OSError as e:
+                unwritten.append(f"cannot write {args.json}: {os_error_reason(args.json, e)}")
+    if (args.json != "-" or unwritten) and summary["sessions"]:
+        _print_summary(summary)  # the figures at least, whatever could not be written
     for failed in summary["failed"]:
         print(f"emgpilot evaluate: error: {failed['error']}", file=sys.stderr)
-    return 1 if summary["failed"] else 0
+    for message in unwritten:
+        print(f"emgpilot evaluate: error: {message}", file=sys.stderr)
+    return 1 if summary["failed"] or unwritten else 0
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse output paths that cannot be written before anything is evaluated."""
+    from emgpilot.app.cli import CLIError
+
+    targets = []
+    if args.json and args.json != "-":
+        if Path(args.json).is_dir():
+            raise CLIError(f"--json {args.json}: is a folder")
+        targets.append(Path(args.json).parent)
+    if args.report:
+        targets.append(Path(args.report))
+    for folder in targets:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise CLIError(f"cannot write to {folder}: {os_error_reason(folder / 'x', e)}") from e
 
 
 def _print_summary(s: dict) -> None:
