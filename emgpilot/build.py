@@ -30,17 +30,16 @@ def load_pipeline_config(path: str | Path | None = None) -> PipelineConfig:
     cfg = load_toml(PipelineConfig, path)
     calibration = cfg.recognition.wrist_calibration
     if calibration:
-        from emgpilot.classifiers.recognition import check_calibration
-
         resolved = Path(path).parent / calibration  # an absolute path stays as it is
         cfg = replace(cfg, recognition=replace(cfg.recognition, wrist_calibration=str(resolved)))
-        try:
-            check_calibration(cfg.recognition)
-        except ValueError as e:
-            raise ConfigError(f"recognition.wrist_calibration: {e}") from e
+    from emgpilot.classifiers.calibration import CalibrationError
+
     try:
-        # The stages for every sensor the app knows: each checks its own settings.
+        # The stages for every sensor the app knows: each checks its own settings (the activation
+        # detector loads the calibration and checks it against the wrist network).
         build_stages(cfg, {s.name: s for s in (FOREARM_EMG, FOREARM_IMU, UPPER_EMG)})
+    except CalibrationError as e:
+        raise ConfigError(f"recognition.wrist_calibration: {e}") from e
     except ValueError as e:
         raise ConfigError(f"{path}: {e}") from e
     return cfg
