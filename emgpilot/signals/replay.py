@@ -115,7 +115,10 @@ def _piece_bounds(m: Chunk, piece_s: float) -> list[int]:
 
 class PacedMessages(Sequence[Message]):
     """Messages with every chunk cut into pieces of at most ``piece_s`` data seconds, interleaved by
-    time (see :func:`split_for_pacing`), cut only when a piece is read.
+    time, cut only when a piece is read.
+
+    Events and the first chunk of a stream returning after a gap stay barriers (see
+    :func:`coalesce`): pieces are only reordered between two barriers.
 
     An hour's recording is about half a million pieces: creating them all up front took seconds
     (the window froze while a recording opened) and memory. This keeps one (message, start, stop,
@@ -193,16 +196,6 @@ class PacedMessages(Sequence[Message]):
         if a < 0 or (a == 0 and b == len(m)):
             return m
         return m.slice(a, b)
-
-
-def split_for_pacing(msgs: list[Message], piece_s: float) -> list[Message]:
-    """Cut chunks into pieces of at most ``piece_s`` data seconds, interleaved by time.
-
-    Events and the first chunk of a stream returning after a gap stay barriers (see
-    :func:`coalesce`): pieces are only reordered between two barriers. :class:`PacedMessages`
-    gives the same sequence without cutting every piece up front.
-    """
-    return list(PacedMessages(msgs, piece_s))
 
 
 class ReplayDevice:

@@ -224,7 +224,7 @@ def test_coalesce_lets_unconsumed_events_pass_but_keeps_gaps_in_place():
 
 
 def test_paced_messages_cut_pieces_interleaved_by_time_and_keep_barriers():
-    from emgpilot.signals.replay import PacedMessages, split_for_pacing
+    from emgpilot.signals.replay import PacedMessages
     from emgpilot.signals.streams import message_time
 
     emg = Chunk(FOREARM_EMG, np.arange(20) / 200.0, np.arange(160.0).reshape(20, 8))  # 0-95 ms
@@ -236,7 +236,7 @@ def test_paced_messages_cut_pieces_interleaved_by_time_and_keep_barriers():
     older = Chunk(UPPER_EMG, 0.49 + np.arange(5) / 1000.0, np.zeros((5, 2)))  # 490-494 ms
     msgs = [emg, upper, empty, cue, gap, back, older]
     paced = PacedMessages(msgs, 0.03)
-    listed = split_for_pacing(msgs, 0.03)
+    listed = list(paced)
     assert [message_stream(m) for m in listed] == [
         "forearm_imu",  # the empty chunk (time -inf) sorts first
         *["forearm_emg", "upper_emg"] * 4,  # pieces of at most 30 ms, in time order
