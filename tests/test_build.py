@@ -28,3 +28,13 @@ def test_a_good_configuration_loads(tmp_path):
     path = tmp_path / "pipeline.toml"
     path.write_text("[recognition.fusion]\nfist_level_episodes = 0\n")
     assert load_pipeline_config(path).recognition.fusion.fist_level_episodes == 0
+
+
+@pytest.mark.parametrize("setting", ["wrist_model", "wrist_invariant_model"])
+def test_a_wrist_network_that_cannot_be_read_is_a_configuration_error(tmp_path, setting):
+    # It used to be a warning, and the session ran without flexion/extension.
+    path = tmp_path / "pipeline.toml"
+    path.write_text(f'[recognition]\n{setting} = "{tmp_path / "nope.safetensors"}"\n')
+    with pytest.raises(ConfigError, match=f"recognition.{setting}: .*nope") as err:
+        load_pipeline_config(path)
+    assert str(path) in str(err.value)

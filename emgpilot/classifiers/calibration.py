@@ -440,6 +440,11 @@ def session_features(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Features ``[N, F, C]`` and class names of one cued session's settled windows."""
     windows, labels = labelled_windows(messages, model.classes, int(model.window), preprocess, left_arm=left_arm)
+    if windows.ndim == 3 and windows.shape[2] != int(model.channels):
+        raise CalibrationError(
+            f"the wrist network needs {model.channels} forearm electrodes (a Myo armband); this session has "
+            f"{windows.shape[2]}"
+        )
     if not len(windows):
         raise CalibrationError("no settled windows under a cue of fist, wrist flexion/extension or rest")
     return model.features(windows), labels
@@ -462,7 +467,10 @@ def calibrate_with_config(messages: Iterable[Message], cfg: Any, source: str = "
     pipeline configuration ``cfg``."""
     from emgpilot.classifiers.recognition import load_wrist
 
-    model = load_wrist(cfg.recognition.wrist_model)
+    try:
+        model = load_wrist(cfg.recognition.wrist_model)
+    except ValueError as e:
+        raise CalibrationError(str(e)) from e
     if model is None:
         raise CalibrationError("calibration needs the wrist network (recognition.wrist_model)")
     left = cfg.recognition.fusion.arm == "left"

@@ -433,7 +433,8 @@ class ActivationDetector(WindowedDetector):
         if wrist is not None:
             if wrist.channels != source.n_channels:
                 raise ValueError(
-                    f"wrist model expects {wrist.channels} channels, {source.name} has {source.n_channels}"
+                    f"the wrist network needs {wrist.channels} forearm electrodes (a Myo armband); "
+                    f"{source.name} has {source.n_channels}"
                 )
             self.wrist_info = StreamInfo(
                 "wrist", "probabilities", self.rate_hz, tuple(wrist.classes), ("1",) * len(wrist.classes)

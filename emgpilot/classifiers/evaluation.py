@@ -371,7 +371,12 @@ def evaluate_session(
     # A wearer who declared their arm (a left-arm Myo mirrors the electrode ring) is scored with
     # that setting, as they would have set it in the app.
     run_cfg = with_rotation_prior(with_wearer_arm(cfg, declared_arm(session.metadata)), rotation_prior)
-    pipeline = pipeline_factory(sources, run_cfg)
+    try:
+        pipeline = pipeline_factory(sources, run_cfg)
+    except ValueError as e:
+        # e.g. a 10-electrode armband: this input cannot be scored, the others still are.
+        result.error = f"{session.source or session.name}: {e}"
+        return result
 
     gestures: list[GestureEvent] = []
     decisions: list[Chunk] = []

@@ -154,9 +154,14 @@ def _load_network(spec: str, companion: bool) -> WristClassifier | None:
         return None
     try:
         return load_wrist_model(None if spec == "shipped" else spec, INVARIANT_NAME if companion else WEIGHTS_NAME)
-    except (FileNotFoundError, ImportError, ValueError, OSError) as e:
+    except ImportError as e:
         log.warning("cannot load %s %r (%s): %s", what, spec, e, without)
         return None
+    except (FileNotFoundError, ValueError, OSError) as e:
+        # A network the user named that cannot be read is a configuration error, not a quiet
+        # session without flexion/extension.
+        setting = "wrist_invariant_model" if companion else "wrist_model"
+        raise ValueError(f"recognition.{setting}: {e}") from e
 
 
 def load_wrist(spec: str) -> WristClassifier | None:

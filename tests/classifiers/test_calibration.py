@@ -19,7 +19,7 @@ from emgpilot.classifiers.calibration import (
 )
 from emgpilot.classifiers.evaluation import synthetic_calibration_session
 from emgpilot.classifiers.recognition import load_wrist
-from emgpilot.signals.streams import FOREARM_EMG, Chunk, CueEvent, GapEvent
+from emgpilot.signals.streams import FOREARM_EMG, Chunk, CueEvent, GapEvent, StreamInfo
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +68,13 @@ def test_a_session_without_cues_or_forearm_emg_cannot_calibrate():
         labelled_windows([_emg(0.0, 2.0)], ("rest", "fist"), 40)
     with pytest.raises(CalibrationError, match="no forearm EMG"):
         labelled_windows([CueEvent(0.0, "rest")], ("rest", "fist"), 40)
+
+
+def test_an_armband_with_other_than_eight_electrodes_is_refused(model):
+    ten = StreamInfo(FOREARM_EMG.name, "emg", 200.0, tuple(f"ch{i}" for i in range(10)), ("counts",) * 10)
+    emg = Chunk(ten, np.arange(1000) / 200.0, np.random.default_rng(0).normal(0, 3, (1000, 10)))
+    with pytest.raises(CalibrationError, match=r"needs 8 forearm electrodes.*has 10"):
+        session_features([CueEvent(0.0, "fist"), emg], model)
 
 
 def test_the_calibration_separates_its_wearers_gestures_better_than_another_wearers(model, wearer5):

@@ -123,6 +123,19 @@ def test_session_without_cues_is_an_error_not_a_crash():
     assert not res.ok and "no cue stream" in res.error
 
 
+def test_an_armband_the_wrist_network_cannot_read_is_an_error_for_that_input_only():
+    # A 10-electrode armband (the 3DC set): the default pipeline's wrist network needs a Myo's 8.
+    channels = tuple(f"ch{i}" for i in range(10))
+    ten = StreamInfo(FOREARM_EMG.name, FOREARM_EMG.kind, FOREARM_EMG.rate_hz, channels, FOREARM_EMG.units[:1] * 10)
+    s = cued_session(n_reps=1)
+    s.messages = [
+        Chunk(ten, m.t, np.tile(m.data[:, :1], (1, 10))) if isinstance(m, Chunk) else m for m in s.messages
+    ]
+    s.streams = [ten, *s.streams[1:]]
+    res = evaluate_session(s)
+    assert not res.ok and "needs 8 forearm electrodes" in res.error and "has 10" in res.error
+
+
 # The JSON keys issue #5 promises `emgpilot evaluate --json` users.
 PROMISED_KEYS = (
     "files",
