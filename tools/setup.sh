@@ -13,6 +13,11 @@ fi
 # Olympe (the Bebop extra) ships only for Linux x86_64; elsewhere the simulator still works.
 extras="test"
 if [ "$(uname -s)" = Linux ] && [ "$(uname -m)" = x86_64 ]; then extras="test,bebop"; fi
+# Where pip's index would give the CUDA build for this pin (plain PyPI on Linux), point
+# TORCH_INDEX_URL at PyTorch's CPU index: https://download.pytorch.org/whl/cpu
+if [ -n "${TORCH_INDEX_URL:-}" ]; then
+  .venv/bin/python -m pip install -q "torch==2.13.0" --index-url "$TORCH_INDEX_URL"
+fi
 .venv/bin/python -m pip install -q "torch==2.13.0" -e ".[$extras]"
 # pyomyo is only a test peer for the fake Myo dongle; its metadata drags in heavy packages.
 .venv/bin/python -m pip install -q --no-deps "pyomyo==0.0.5"
