@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import re
 import time
 import zipfile
 from collections.abc import Callable, Iterable
@@ -159,6 +160,13 @@ def dataset_of(path: Path) -> str:
     return path.parent.name if path.suffix == ".npz" else path.suffix.lstrip(".") or "recording"
 
 
+_RECOVER_HINT = re.compile(r" \(open with recover=True / --recover[^)]*\)")
+"""The reader's hint for a damaged recording names an option that evaluate, calibrate and bench
+do not have."""
+
+RECOVER_ELSEWHERE = " (this command needs an undamaged file; `emgpilot replay --recover` replays the intact part)"
+
+
 def sessions_from_path(path: str | Path) -> list[Session]:
     """The sessions stored in one file. Raises EvaluationError with a message naming the file."""
     path = Path(path)
@@ -201,7 +209,7 @@ def sessions_from_path(path: str | Path) -> list[Session]:
             )
         ]
     except _load_errors() as e:
-        text = str(e)
+        text = _RECOVER_HINT.sub(RECOVER_ELSEWHERE, str(e))
         raise EvaluationError(text if str(path) in text else f"{path}: cannot read it ({text})") from e
 
 

@@ -132,3 +132,26 @@ def test_a_replay_without_its_calibration_goes_on_uncalibrated(tmp_path, capsys)
     replayed = with_recorded_calibration(cfg, {}, "old.mcap", str(tmp_path))
     assert replayed.recognition.wrist_calibration == ""
     assert "old.mcap was recorded with a wearer calibration" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--synthetic", "-3"], "argument --synthetic: must be 0 or more, not -3"),
+        (["--live", "synthetic", "--seed", "-1"], "argument --seed: must be 0 or more"),
+        (["SAMPLE", "--session", "0"], "argument --session: must be 1 or more"),
+        (["--live", "synthetic", "--reps", "0"], "argument --reps"),
+    ],
+)
+def test_calibrate_bad_numbers_are_usage_errors_naming_the_option(argv, message, tmp_path, capsys):
+    argv = [str(sample_path()) if a == "SAMPLE" else a for a in argv]
+    with pytest.raises(SystemExit) as e:
+        main(["calibrate", *argv, "--out", str(tmp_path / "x.json")])
+    assert e.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_calibrate_with_a_folder_as_config_is_one_line(tmp_path, capsys):
+    assert main(["calibrate", "--synthetic", "1", "--config", str(tmp_path), "--out", str(tmp_path / "x.json")]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path}: cannot read it" in err and "Traceback" not in err

@@ -86,7 +86,9 @@ def test_bench_on_a_recording(recording, capsys):
 
 
 def test_bench_refuses_no_runs(capsys):
-    assert main(["bench", "--repeat", "0"]) == 2
+    with pytest.raises(SystemExit) as e:
+        main(["bench", "--repeat", "0"])
+    assert e.value.code == 2
     assert "--repeat" in capsys.readouterr().err
 
 
@@ -137,3 +139,124 @@ def test_evaluate_still_prints_its_figures_when_the_report_cannot_be_written(tmp
     captured = capsys.readouterr()
     assert "events:" in captured.out
     assert "cannot write the report" in captured.err and "Permission denied" in captured.err
+
+
+SHORT = ["evaluate", "--synthetic", "1", "--synthetic-minutes", "0.2", "--no-progress"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--synthetic", "1", "--seed", "-3"], "argument --seed: must be 0 or more"),
+        (["--synthetic", "-1"], "argument --synthetic: must be 0 or more"),
+        (["--synthetic", "1", "--synthetic-minutes", "0"], "argument --synthetic-minutes"),
+    ],
+)
+def test_evaluate_bad_numbers_are_usage_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["evaluate", *argv])
+    assert e.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_evaluate_help_shows_the_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "per synthetic wearer (default: 5)" in out and "first synthetic wearer (default: 0)" in out
+
+
+def test_evaluate_match_that_keeps_nothing_says_so(recording, tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path), "--match", "zzz", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "--match 'zzz': no input file name contains it" in err and "cued.mcap" in err
+
+
+def test_evaluate_empty_folder_or_pattern_is_named(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path), "--no-progress"]) == 2
+    assert f"{tmp_path}: the folder holds no .npz/.mcap files" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "*.npz"), "--no-progress"]) == 2
+    assert "no file matches this pattern" in capsys.readouterr().err
+
+
+def test_evaluate_config_errors_name_the_file_once(tmp_path, capsys):
+    missing = tmp_path / "nope.toml"
+    assert main([*SHORT, "--config", str(missing)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(f"error: {missing}: no such file") and err.count(str(missing)) == 1
+    assert main([*SHORT, "--config", str(tmp_path)]) == 2
+    assert "cannot read it" in capsys.readouterr().err
+
+
+def test_evaluate_checks_an_unwritable_json_path_before_running(tmp_path, capsys, monkeypatch):
+    import pathlib
+
+    import emgpilot.classifiers.evaluation as evaluation
+
+    def never(*a, **k):
+        raise AssertionError("evaluated before the output was checked")
+
+    real_open = pathlib.Path.open
+
+    def refuse(self, *a, **k):  # a read-only file system, whoever runs the test (root writes anywhere)
+        if self.name == "out.json":
+            raise PermissionError(13, "Permission denied")
+        return real_open(self, *a, **k)
+
+    monkeypatch.setattr(evaluation, "evaluate_inputs", never)
+    monkeypatch.setattr(pathlib.Path, "open", refuse)
+    assert main([*SHORT, "--json", str(tmp_path / "out.json")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write" in err and "Permission denied" in err
+    assert main([*SHORT, "--json", ""]) == 2
+    assert "--json needs a file name" in capsys.readouterr().err
+
+
+def test_evaluate_json_check_leaves_no_file_behind(tmp_path, capsys):
+    out = tmp_path / "sub" / "out.json"
+    assert main([*SHORT, "--no-baseline", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["files"] == 1
+
+
+def test_evaluate_text_summary_wording(capsys):
+    assert main([*SHORT, "--no-baseline"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("1 synthetic wearer(s), 1 session(s)")
+    assert "file(s)" not in out and "baseline" not in out
+    assert "\n\n" not in out
+
+
+def test_evaluate_summary_without_events_has_no_empty_line(capsys):
+    from emgpilot.app.commands.evaluate import _print_summary
+
+    nan = float("nan")
+    window = {"windows": 0, "CA": nan, "AER": nan, "INS": nan, "REJ": nan}
+    summary = {
+        "files": 1, "sessions": 1, "duration_s": 60.0, "rest_min": 0.0, "false_events": 0,
+        "false_events_per_min": nan, "event_accuracy": nan,
+        "events": {"correct": 0, "cued": 0, "wrong": 0, "missed": 0},
+        "latency_ms": {"median": nan, "p90": nan}, "window": window, "baseline_window_CA": nan,
+        "window_CA_on_baseline_test": nan, "realtime_factor": 100.0, "other_motion_event_rate": nan,
+        "per_source": {"a.mcap": {"dataset": "mcap"}}, "per_dataset": {},
+    }  # fmt: skip
+    _print_summary(summary)
+    out = capsys.readouterr().out
+    assert "\n\n" not in out and "latency" not in out and out.startswith("1 file(s), 1 session(s)")
+
+
+def test_evaluate_and_calibrate_name_no_option_they_lack_for_a_damaged_file(recording, tmp_path, capsys):
+    data = recording.read_bytes()
+    bad = tmp_path / "bad.mcap"
+    bad.write_bytes(data[:3000] + b"\x55" + data[3001:])
+    assert main(["evaluate", str(bad), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "damaged" in err and "recover=True" not in err and "replay --recover" in err
+    assert main(["calibrate", str(bad), "--out", str(tmp_path / "c.json")]) == 2
+    err = capsys.readouterr().err
+    assert "damaged" in err and "recover=True" not in err
+
+
+def test_evaluate_shows_no_progress_bar_when_stderr_is_not_a_terminal(capsys):
+    # capsys' stderr is not a terminal: no bar (no \r frames) even without --no-progress
+    assert main(["evaluate", "--synthetic", "1", "--synthetic-minutes", "0.2", "--no-baseline"]) == 0
+    assert "\r" not in capsys.readouterr().err

@@ -21,12 +21,25 @@ import logging
 import math
 import os
 import platform
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
 
+from emgpilot.app.commands.argtypes import non_negative_int, positive_float, positive_int
+
 log = logging.getLogger(__name__)
+
+PIPELINE_DEFAULTS: dict[str, Any] = {
+    "source": "synthetic",
+    "minutes": 60.0,
+    "latency_minutes": 5.0,
+    "memory_minutes": 60.0,
+    "repeat": 3,
+}
+"""The pipeline bench's own options and their defaults (the flight bench ignores them)."""
+
+FLIGHT_ONLY = ("wearers", "course", "short", "mapping", "oracle", "calibrate", "max_gestures")
+"""Options only the flight bench reads."""
 
 LIVE_CHUNK = {"forearm_emg": 2, "forearm_imu": 1, "upper_emg": 10}
 """Samples per message as the live devices deliver them (Myo: 2 EMG samples per BLE notification)."""
@@ -42,35 +55,50 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--json", action="store_true", help="print the results as JSON")
+    # The options of one bench only default to None so that run() can tell a value given to the
+    # other bench (which would ignore it) from the default; PIPELINE_DEFAULTS fills them in.
     p.add_argument(
         "--source",
-        default="synthetic",
         help="'synthetic' (default; the synthetic arm with all sensors) or a recording / .npz file",
     )
-    p.add_argument("--minutes", type=float, default=60.0, help="data minutes for the throughput run (default 60)")
-    p.add_argument("--latency-minutes", type=float, default=5.0, help="data minutes for the latency run")
-    p.add_argument("--memory-minutes", type=float, default=60.0, help="data minutes for the memory run")
-    p.add_argument("--seed", type=int, default=0, help="synthetic arm seed")
+    p.add_argument(
+        "--minutes", type=positive_float, help="data minutes for the throughput run (default: 60)", metavar="MIN"
+    )
+    p.add_argument(
+        "--latency-minutes", type=positive_float, help="data minutes for the latency run (default: 5)", metavar="MIN"
+    )
+    p.add_argument(
+        "--memory-minutes",
+        type=positive_float,
+        metavar="MIN",
+        help="data minutes for the memory run (default: 60; the growth figure needs over 2)",
+    )
+    p.add_argument(
+        "--seed",
+        type=non_negative_int,
+        help="synthetic arm seed; with --flight the first wearer's (default: 0)",
+    )
     p.add_argument(
         "--repeat",
-        type=int,
-        default=3,
-        help="throughput runs; the median is reported (a shared machine's speed varies from run to run)",
+        type=positive_int,
+        metavar="N",
+        help="throughput runs; the median is reported, as a shared machine's speed varies from run to run (default: 3)",
     )
-    p.add_argument("--config", help="pipeline configuration TOML")
+    p.add_argument("--config", help="pipeline configuration TOML (default: the built-in settings)")
     p.add_argument("--flight", action="store_true", help="run the drone flight bench instead")
     g = p.add_argument_group("flight bench (with --flight; see emgpilot.drone.flightbench)")
-    g.add_argument("--wearers", type=int, default=4, help="simulated wearers flying the course (default 4)")
-    g.add_argument("--course", help="course TOML (default: the built-in hoop course)")
-    g.add_argument("--mapping", help="gesture-to-command mapping TOML")
+    g.add_argument("--wearers", type=positive_int, metavar="N", help="simulated wearers flying the course (default: 4)")
+    which = g.add_mutually_exclusive_group()
+    which.add_argument("--course", help="course TOML (default: the built-in hoop course)")
+    which.add_argument("--short", action="store_true", help="the built-in two-hoop course (quick check)")
+    g.add_argument("--mapping", help="gesture-to-command mapping TOML (default: the built-in mapping)")
     g.add_argument("--oracle", action="store_true", help="perfect recognition (isolates the flying from the EMG)")
     g.add_argument(
         "--calibrate",
         action="store_true",
         help="each wearer first makes a 1.5-minute cued calibration session (emgpilot calibrate)",
     )
-    g.add_argument("--short", action="store_true", help="the two-hoop course (quick check)")
-    g.add_argument("--max-gestures", type=int, help="gestures per wearer at most (default 120)")
+    g.add_argument("--max-gestures", type=positive_int, metavar="N", help="gestures per wearer at most (default: 120)")
     p.set_defaults(func=run)
 
 
@@ -347,11 +375,40 @@ def machine() -> dict:
 
 
 # --------------------------------------------------------------------------- command
+def _given(args: argparse.Namespace, names) -> list[str]:
+    return [f"--{n.replace('_', '-')}" for n in names if getattr(args, n, None) not in (None, False)]
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """Refuse options the chosen bench would silently ignore, then fill in the defaults."""
+    from emgpilot.app.cli import CLIError
+
+    if args.flight:
+        stray = _given(args, PIPELINE_DEFAULTS)
+        if stray:
+            raise CLIError(f"{', '.join(stray)}: not used by the flight bench (drop --flight to measure the pipeline)")
+        if args.oracle and (args.calibrate or args.config):
+            stray = _given(args, ("calibrate", "config"))
+            raise CLIError(f"{', '.join(stray)}: not used with --oracle (perfect recognition, no pipeline)")
+        return
+    stray = _given(args, FLIGHT_ONLY)
+    if stray:
+        raise CLIError(f"{', '.join(stray)}: only used by the flight bench (add --flight)")
+    for name, value in PIPELINE_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    if args.seed is not None and args.source != "synthetic":
+        raise CLIError("--seed: only used with the synthetic source (a file's data is what it is)")
+    if args.seed is None:
+        args.seed = 0
+
+
 def run(args: argparse.Namespace) -> int:
     from emgpilot.app.cli import CLIError
     from emgpilot.classifiers.metrics import json_safe
     from emgpilot.config import ConfigError
 
+    check_options(args)
     if args.flight:
         try:
             from emgpilot.drone.flightbench import run_flight_bench
@@ -361,39 +418,166 @@ def run(args: argparse.Namespace) -> int:
             result = run_flight_bench(args)
         except (ValueError, ConfigError, OSError) as e:
             raise CLIError(str(e)) from e
-        _print(result, args.json)
+        if args.json:
+            _print_json(result)
+        else:
+            print(flight_report(json_safe(result)), flush=True)
         return 0
-    if min(args.minutes, args.latency_minutes, args.memory_minutes) <= 0:
-        raise CLIError("--minutes, --latency-minutes and --memory-minutes must be positive")
-    if args.repeat < 1:
-        raise CLIError("--repeat must be at least 1")
     from emgpilot.classifiers.evaluation import EvaluationError
 
     try:
         result = measure(args)
     except (ValueError, ConfigError, EvaluationError) as e:
         raise CLIError(str(e)) from e
-    _print(json_safe(result), args.json)
+    if args.json:
+        _print_json(result)
+    else:
+        print(pipeline_report(json_safe(result)), flush=True)
     return 0
 
 
-def _print(result: dict, as_json: bool) -> None:
+def _print_json(result: dict) -> None:
     from emgpilot.classifiers.metrics import json_safe
 
-    if as_json:
-        print(json.dumps(json_safe(result), indent=2, allow_nan=False))
-        return
-    for key, value in result.items():
-        if isinstance(value, dict):
-            print(f"{key}:")
-            for k, v in value.items():
-                if isinstance(v, dict) and v and all(isinstance(x, float) for x in v.values()):
-                    v = ", ".join(f"{name} {x:.3g}" for name, x in v.items())
-                print(f"  {k:28s} {v:.4g}" if isinstance(v, float) else f"  {k:28s} {v}")
-        elif isinstance(value, list) and value and isinstance(value[0], dict):
-            print(f"{key}:")
-            for item in value:
-                print("  " + json.dumps(item, separators=(",", ":")))
-        else:
-            print(f"{key:30s} {value}")
-    sys.stdout.flush()
+    print(json.dumps(json_safe(result), indent=2, allow_nan=False), flush=True)
+
+
+# --------------------------------------------------------------------------- text reports
+def _num(x: Any, digits: int = 3) -> str:
+    """``x`` to ``digits`` significant figures, without scientific notation for everyday sizes."""
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "n/a"
+    if isinstance(x, int) or float(x) == 0.0:
+        return str(int(x)) if float(x).is_integer() else f"{x:g}"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(float(x)))))
+    return f"{float(x):.{decimals}f}"
+
+
+def _percent(x: Any) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{100 * x:.1f} %"
+
+
+def _table(header: list[str], rows: list[list[str]], align: str = "", indent: str = "  ") -> list[str]:
+    """Columns padded to their widest cell; ``align``: one l/r per column (default: the first
+    left-aligned, the others right-aligned)."""
+    align = align or "l" + "r" * (len(header) - 1)
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        padded = [c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(cells, widths, align, strict=True)]
+        return (indent + "  ".join(padded)).rstrip()
+
+    return [line(header), *(line(r) for r in rows)]
+
+
+def _pairs(rows: list[tuple[str, str]], indent: str = "  ") -> list[str]:
+    width = max((len(k) for k, _ in rows), default=0)
+    return [f"{indent}{k.ljust(width)}  {v}" for k, v in rows]
+
+
+def pipeline_report(r: dict) -> str:
+    """The pipeline bench as an aligned text report (``r``: the JSON-safe result of :func:`measure`)."""
+    m, tp, lat, mem = r["machine"], r["throughput"], r["live_chunk_latency_us"], r["memory"]
+    runs = tp.get("realtime_factor_runs") or []
+    lines = [
+        f"machine: {m['cpu'] or 'unknown CPU'}, {m['nproc']} core(s), Python {m['python']}, {m['os']}",
+        f"source:  {r['source']} ({', '.join(r['streams'])})",
+        "",
+        f"throughput (offline {OFFLINE_CHUNK_S:.0f} s blocks, one core; median of {len(runs)} run(s))",
+    ]
+    lines += _pairs(
+        [
+            ("x real time (CPU)", _num(tp["realtime_factor"])),
+            ("x real time (wall)", _num(tp["realtime_factor_wall"])),
+            ("runs (x real time, CPU)", ", ".join(_num(x) for x in runs) or "n/a"),
+            ("data", f"{_num(tp['data_s'])} s in {_num(tp['cpu_s'])} s CPU, {_num(tp['wall_s'])} s wall"),
+            ("forearm EMG block", f"{_num(tp['median_emg_chunk_samples'])} samples (median)"),
+        ]
+    )
+    stages = tp.get("stage_share") or {}
+    if stages:
+        lines += ["  share of the time per stage (wall)"]
+        lines += _pairs([(name, _percent(share).rjust(7)) for name, share in stages.items()], indent="    ")
+    sizes = ", ".join(f"{name} {n}" for name, n in lat["chunk_samples"].items())
+    lines += ["", f"live per-chunk latency, µs ({lat['chunks']} chunks of {sizes} samples)"]
+    lines += _table(
+        ["", "p50", "p99", "max"],
+        [
+            ["wall", _num(lat["p50"]), _num(lat["p99"]), _num(lat["max"])],
+            ["CPU", _num(lat["cpu_p50"]), _num(lat["cpu_p99"]), _num(lat["cpu_max"])],
+        ],
+    )
+    growth = mem["growth_mb_per_hour"]
+    lines += ["", f"memory over {mem['minutes']:g} data-minutes (tracemalloc)"]
+    lines += _pairs(
+        [
+            (
+                "traced after 1 min",
+                "n/a" if mem["traced_mb_at_1_min"] is None else f"{_num(mem['traced_mb_at_1_min'])} MB",
+            ),
+            ("traced at the end", "n/a" if mem["traced_mb_at_end"] is None else f"{_num(mem['traced_mb_at_end'])} MB"),
+            ("growth", "n/a (needs over 2 data-minutes)" if growth is None else f"{_num(growth)} MB per hour"),
+            ("peak traced", f"{_num(mem['peak_traced_mb'])} MB"),
+        ]
+    )
+    return "\n".join(lines)
+
+
+def flight_report(r: dict) -> str:
+    """The flight bench as an aligned text report (``r``: the JSON-safe result of ``run_flight_bench``)."""
+    wearers = r.get("per_wearer") or []
+    reference = (r.get("reference") or {}).get("conduct_a_bot_real_flights")
+    lines = [
+        f"flight bench: {r['wearers']} wearer(s), recognition: {r['recognition']}, {_num(r['wall_s'])} s wall",
+        "",
+    ]
+    rate = f"{_percent(r['correct_response_rate'])} of {r['gestures']} gestures"
+    rate += f" (mean over gestures {_percent(r['correct_response_rate_per_gesture_mean'])}"
+    rate += f"; Conduct-A-Bot real flights {_percent(reference)})" if reference is not None else ")"
+    outcomes = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in r["outcomes"].items())
+    mean_time = r["mean_course_time_s"]
+    lines += _pairs(
+        [
+            ("correct responses", rate),
+            ("outcomes", outcomes or "none"),
+            ("hoops passed", f"{r['hoops_passed']}/{r['hoops_total']}"),
+            ("collisions", str(r["collisions"])),
+            ("spurious commands", str(r["spurious_commands"])),
+            ("courses finished", f"{r['courses_finished']}/{r['wearers']}"),
+            ("mean course time", "n/a" if mean_time is None else f"{_num(mean_time)} s"),
+        ],
+        indent="",
+    )
+    if r["by_gesture"]:
+        rows = []
+        for gesture, row in r["by_gesture"].items():
+            seen = {k.removeprefix("recognised_"): v for k, v in row.items() if k.startswith("recognised_")}
+            made = row.get("made", 0)
+            rows.append(
+                [
+                    gesture,
+                    str(made),
+                    str(row.get("correct", 0)),
+                    _percent(row.get("correct", 0) / made if made else None),
+                    ", ".join(f"{k} {v}" for k, v in seen.items()),
+                ]
+            )
+        lines += ["", "per gesture"]
+        lines += _table(["gesture", "made", "correct", "rate", "recognised as"], rows, align="lrrrl")
+    if wearers:
+        rows = [
+            [
+                str(w.get("seed", "")),
+                str(w["gestures"]),
+                str(w["correct"]),
+                _percent(w["correct"] / w["gestures"] if w["gestures"] else None),
+                f"{w['hoops_passed']}/{w['hoops_total']}",
+                str(w["collisions"]),
+                str(w["spurious_commands"]),
+                "n/a" if w.get("course_time_s") is None else _num(w["course_time_s"]),
+            ]
+            for w in wearers
+        ]
+        header = ["seed", "gestures", "correct", "rate", "hoops", "collisions", "spurious", "course s"]
+        lines += ["", "per wearer", *_table(header, rows, align="r" * len(header))]
+    return "\n".join(lines)

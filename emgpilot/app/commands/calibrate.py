@@ -13,6 +13,8 @@ import math
 import time
 from typing import Any
 
+from emgpilot.app.commands.argtypes import non_negative_int, positive_float, positive_int
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -25,8 +27,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "profile (run/gui --wearer NAME then use it), or to a file for recognition.wrist_calibration.",
     )
     p.add_argument("path", nargs="?", help="cued session: a recording (.mcap) or a dataset file (.npz)")
-    p.add_argument("--session", type=int, default=1, help="which session of a multi-session file (1 = first)")
-    p.add_argument("--synthetic", type=int, metavar="SEED", help="use synthetic wearer SEED's calibration session")
+    p.add_argument(
+        "--session", type=positive_int, default=1, help="which session of a multi-session file (default: 1, the first)"
+    )
+    p.add_argument(
+        "--synthetic", type=non_negative_int, metavar="SEED", help="use synthetic wearer SEED's calibration session"
+    )
     p.add_argument(
         "--live",
         choices=("myo", "synthetic"),
@@ -34,9 +40,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "1.5 min; synthetic: a simulated wearer following the cues, --seed)",
     )
     p.add_argument("--port", help="BLED112 dongle port for --live myo (default: auto-detect)")
-    p.add_argument("--seed", type=int, default=0, help="the simulated wearer of --live synthetic")
-    p.add_argument("--reps", type=int, default=5, help="--live: holds of each gesture (default 5)")
-    p.add_argument("--hold", type=float, default=3.0, help="--live: seconds per hold (default 3)")
+    p.add_argument(
+        "--seed", type=non_negative_int, default=0, help="the simulated wearer of --live synthetic (default: 0)"
+    )
+    p.add_argument("--reps", type=positive_int, default=5, help="--live: holds of each gesture (default 5)")
+    p.add_argument("--hold", type=positive_float, default=3.0, help="--live: seconds per hold (default 3)")
     p.add_argument("--rest", type=float, default=3.0, help="--live: seconds of rest between holds (default 3)")
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--wearer", metavar="NAME", help="keep it in this wearer's profile")
@@ -46,7 +54,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=("right", "left"),
         help="the arm wearing the Myo (default: as the recording says, else not set: a left arm must be given)",
     )
-    p.add_argument("--config", help="pipeline configuration TOML (the conditioning and wrist network it uses)")
+    p.add_argument(
+        "--config",
+        help="pipeline configuration TOML: the conditioning and wrist network it uses (default: the built-in settings)",
+    )
     p.add_argument("--dir", metavar="DIR", help="profile folder (default: the user data folder)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
@@ -75,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
         cfg = load_pipeline_config(args.config)
     except (ValueError, ConfigError) as e:
         raise CLIError(str(e)) from e
+    except OSError as e:  # a folder or an unreadable file given as --config
+        raise CLIError(f"{args.config}: cannot read it ({e.strerror or e})") from e
     try:
         if args.live is not None:
             session = live_session(args)

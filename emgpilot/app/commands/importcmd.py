@@ -15,7 +15,12 @@ def register(sub: argparse._SubParsersAction) -> None:
             "session) with the labels as the ground-truth cue stream."
         ),
     )
-    p.add_argument("npz", nargs="+", metavar="NPZ", help="dataset file(s) in one of the known layouts")
+    p.add_argument(
+        "npz",
+        nargs="+",
+        metavar="NPZ",
+        help="dataset file(s) in one of the known layouts, or folders (every .npz file in them)",
+    )
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for the recordings")
     p.set_defaults(func=run)
 
@@ -27,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
 
     out_dir = Path(args.output)
     written = 0
-    for npz in args.npz:
+    for npz in _npz_files(args.npz):
         try:
             sessions = load_npz(npz)
         except DatasetError as e:
@@ -43,3 +48,19 @@ def run(args: argparse.Namespace) -> int:
             written += 1
     print(f"wrote {written} recording(s) to {out_dir}")
     return 0
+
+
+def _npz_files(paths: list[str]) -> list[str]:
+    """``paths`` with every folder replaced by its .npz files (as ``evaluate`` takes folders)."""
+    from emgpilot.app.cli import CLIError
+
+    files: list[str] = []
+    for path in paths:
+        if Path(path).is_dir():
+            found = sorted(str(f) for f in Path(path).iterdir() if f.suffix == ".npz" and f.is_file())
+            if not found:
+                raise CLIError(f"{path}: the folder holds no .npz files")
+            files += found
+        else:
+            files.append(path)
+    return files

@@ -70,7 +70,10 @@ def run(args: argparse.Namespace) -> int:
     except RecordingError as e:
         raise CLIError(str(e)) from e
     if args.json:
-        print(json.dumps(d, default=str))
+        from emgpilot.classifiers.metrics import json_safe
+
+        # Strict JSON: a non-finite number (a damaged file's timestamps) becomes null, not Infinity.
+        print(json.dumps(json_safe(d), default=str, allow_nan=False))
         return 0
     meta = d["metadata"]
     version, created = meta.get("emgpilot_version", "?"), meta.get("created_utc", "?")
@@ -85,6 +88,32 @@ def run(args: argparse.Namespace) -> int:
     if d["labels"]:
         print("  cue labels: " + ", ".join(f"{k} x{v}" for k, v in sorted(d["labels"].items())))
     device = meta.get("device")
-    if device:
-        print(f"  device: {json.dumps(device, default=str)[:200]}")
+    if isinstance(device, dict) and device:
+        print("  device:")
+        for line in _fields(device, "    "):
+            print(line)
+    elif device:
+        print(f"  device: {_value(device)}")
     return 0
+
+
+def _value(v: object) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, list | tuple):
+        return ", ".join(_value(x) for x in v) or "-"
+    if isinstance(v, dict):
+        return ", ".join(f"{k} {_value(x)}" for k, x in v.items()) or "-"
+    return "-" if v is None or v == "" else str(v)
+
+
+def _fields(d: dict, indent: str) -> list[str]:
+    """``key  value`` lines, keys aligned; a nested table indented under its key."""
+    width = max(len(str(k)) for k in d)
+    lines = []
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            lines += [f"{indent}{k}:", *_fields(v, indent + "  ")]
+        else:
+            lines.append(f"{indent}{str(k).ljust(width)}  {_value(v)}")
+    return lines

@@ -6,7 +6,17 @@ import argparse
 import logging
 import threading
 
+from emgpilot.app.commands.argtypes import non_negative_int, positive_float
+
 log = logging.getLogger(__name__)
+
+
+def port(text: str) -> int:
+    """A TCP port number, 0 (any free port) to 65535."""
+    value = non_negative_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number from 0 to 65535, not {value}")
+    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,13 +30,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--arsdk", action="store_true", help="serve over ARSDK (the only mode so far; required)")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind: only 127.0.0.1 is accepted")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind: only 127.0.0.1 is accepted (default)")
     p.add_argument(
-        "--discovery-port", type=int, default=44445, help="TCP port of the JSON discovery (default 44445; 0 = any)"
+        "--discovery-port",
+        type=port,
+        default=44445,
+        help="TCP port of the JSON discovery (default 44445; 0 = any)",
     )
     p.add_argument(
         "--handshake-port",
-        type=int,
+        type=port,
         default=44444,
         help="TCP port of the connection handshake (default 44444; 0 = any)",
     )
@@ -36,7 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="serve only the handshake port, like a real Bebop 2 firmware (for --legacy-discovery clients)",
     )
     p.add_argument("--no-gps", action="store_true", help="report the position as unavailable (indoors)")
-    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)")
+    p.add_argument(
+        "--duration", type=positive_float, default=None, help="stop after this many seconds (default: Ctrl-C)"
+    )
     p.add_argument(
         "--measure",
         action="store_true",

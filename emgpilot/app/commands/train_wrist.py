@@ -6,6 +6,9 @@ import argparse
 import json
 import logging
 from pathlib import Path
+from typing import Any
+
+from emgpilot.app.commands.argtypes import non_negative_int, positive_int
 
 log = logging.getLogger(__name__)
 
@@ -23,10 +26,12 @@ def register(sub: argparse._SubParsersAction) -> None:
             "default seed and epochs this reproduces the shipped weights."
         ),
     )
-    p.add_argument("--data", default=str(_DEFAULT_DATA), help="shared data folder holding cote_allard_myo/")
+    p.add_argument(
+        "--data", default=str(_DEFAULT_DATA), help="shared data folder holding cote_allard_myo/ (default: %(default)s)"
+    )
     p.add_argument("--out", default=None, help="folder for wrist.safetensors/.json (default: ./wrist_model)")
-    p.add_argument("--seed", type=int, default=None, help="random seed (default: the shipped model's)")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the shipped model's)")
+    p.add_argument("--seed", type=non_negative_int, default=None, help="random seed (default: the shipped model's)")
+    p.add_argument("--epochs", type=positive_int, default=None, help="training epochs (default: the shipped model's)")
     p.add_argument(
         "--rotation",
         choices=["joint", "augment", "none"],
@@ -67,7 +72,6 @@ def run(args: argparse.Namespace) -> int:
     from emgpilot.classifiers.wrist_train import (
         TrainConfig,
         companion_config,
-        format_report,
         save_model,
         train_and_evaluate,
     )
@@ -79,8 +83,6 @@ def run(args: argparse.Namespace) -> int:
     if args.seed is not None:
         cfg = replace(cfg, seed=args.seed)
     if args.epochs is not None:
-        if args.epochs < 1:
-            raise CLIError("--epochs must be at least 1")
         cfg = replace(cfg, epochs=args.epochs)
     if args.myo_readings is not None:
         cfg = replace(cfg, myo_readings=args.myo_readings == "on")
@@ -105,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({**report, "companion": companion} if companion else report, indent=2))
     else:
-        print(format_report(report))
+        print(report_table(report))
         print(f"trained in {report['train_seconds']} s; weights written to {out}")
         if companion is not None:
             mean = companion["fixed"]["mean"]["0"]
@@ -114,3 +116,33 @@ def run(args: argparse.Namespace) -> int:
                 f"(any rotation); trained in {companion['train_seconds']} s; weights written to {inv_out}"
             )
     return 0
+
+
+def report_table(report: dict[str, Any]) -> str:
+    """The cross-subject accuracies as aligned tables: one column pair (CA4, flexion/extension)
+    per rotation mode, the mode named above its pair."""
+    from emgpilot.classifiers.wrist_train import ROTATION_MODES
+
+    modes = [m for m in ROTATION_MODES if m in report]
+    names = sorted(report["fixed"]["per_subject"])
+    label_w = max(len("subject"), *(len(n) for n in names))
+    pair_w = len("CA4") + 2 + len("flex/ext")
+
+    def pair(v: dict[str, float]) -> str:
+        return f"{v['ca4']:>5.3f}  {v['flex_ext']:>8.3f}".rjust(pair_w)
+
+    lines = ["cross-subject window accuracy on people never trained on (armband as worn):"]
+    lines.append(" " * label_w + "".join(f"    {m:^{pair_w}s}" for m in modes).rstrip())
+    lines.append(f"{'subject':{label_w}s}" + "".join(f"    {'CA4':>5s}  {'flex/ext':>8s}" for _ in modes))
+    for name in names:
+        lines.append(f"{name:{label_w}s}" + "".join(f"    {pair(report[m]['per_subject'][name]['0'])}" for m in modes))
+    lines.append(f"{'mean':{label_w}s}" + "".join(f"    {pair(report[m]['mean']['0'])}" for m in modes))
+    rots = list(report["fixed"]["mean"])
+    rows = [(f"{label} {m}", m, key) for m in modes for key, label in (("ca4", "CA4"), ("flex_ext", "flex/ext"))]
+    row_w = max(len("rotation r"), *(len(r[0]) for r in rows))
+    lines.append("")
+    lines.append("mean over subjects with the armband artificially rotated by r electrodes:")
+    lines.append(f"  {'rotation r':{row_w}s}" + "".join(f"  {r:>6s}" for r in rots))
+    for label, m, key in rows:
+        lines.append(f"  {label:{row_w}s}" + "".join(f"  {report[m]['mean'][r][key]:6.3f}" for r in rots))
+    return "\n".join(lines)
