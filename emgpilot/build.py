@@ -39,7 +39,7 @@ def load_pipeline_config(path: str | Path | None = None) -> PipelineConfig:
         # detector loads the calibration and checks it against the wrist network).
         build_stages(cfg, {s.name: s for s in (FOREARM_EMG, FOREARM_IMU, UPPER_EMG)})
     except CalibrationError as e:
-        raise ConfigError(f"recognition.wrist_calibration: {e}") from e
+        raise ConfigError(f"{path}: recognition.wrist_calibration: {e}") from e
     except ValueError as e:
         raise ConfigError(f"{path}: {e}") from e
     return cfg

@@ -29,7 +29,8 @@ def from_mapping(cls: type[T], data: dict[str, Any], where: str = "") -> T:
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = set(data) - set(fields)
     if unknown:
-        raise ConfigError(f"{where or cls.__name__}: unknown setting(s) {sorted(unknown)}; known: {sorted(fields)}")
+        section = f"[{where}] " if where else ""
+        raise ConfigError(f"{section}unknown setting(s) {sorted(unknown)}; known: {sorted(fields)}")
     kwargs = {}
     for name, value in data.items():
         kwargs[name] = _coerce(hints[name], value, f"{where}.{name}" if where else name)
@@ -105,7 +106,10 @@ def load_toml(cls: type[T], path: str | Path) -> T:
         raise ConfigError(f"{path}: no such file") from e
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from e
-    return from_mapping(cls, data, where=path.name)
+    try:
+        return from_mapping(cls, data)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from e
 
 
 def os_error_reason(path: str | Path, e: OSError) -> str:
