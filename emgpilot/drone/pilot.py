@@ -19,6 +19,7 @@ which case a watchdog thread (:meth:`Pilot.start_watchdog`) keeps checking while
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections import deque
@@ -89,6 +90,9 @@ class Pilot:
         self._next_telemetry = float("-inf")
         self._telemetry: list[DroneState] = []
         self._out: list[Message] = []
+        # what the pilot produced before any data gave it a data time (a take-off ordered on the
+        # command line or a button before the first sample): stamped with the first data time
+        self._held: list[Event] = []
         # bounded so that a long headless flight nobody drains cannot grow without limit
         self._delivered: deque[Message] = deque(maxlen=200_000)
         self.counts: dict[str, int] = {}
@@ -199,6 +203,7 @@ class Pilot:
             self.t = t
             self._data_clock.set(t)
             self.supervisor.set_data_time(t)
+            self._release_held(t)
             self._backend.step(t)
             self._sample(force=True)
             return
@@ -218,9 +223,19 @@ class Pilot:
             base = self.t if force or self._next_telemetry == float("-inf") else self._next_telemetry
             self._next_telemetry = base + self.telemetry_period_s
 
+    def _release_held(self, t: float) -> None:
+        """Stamp what was held back with data time ``t`` and queue it ahead of everything else."""
+        held, self._held = self._held, []
+        self._out[:0] = [dataclasses.replace(m, t=t) for m in held]
+
     def _collect(self) -> list[Message]:
         produced: list[Message] = [*self._out, *self.supervisor.drain()]
         self._out = []
+        if self.t is None:
+            # Stamps made before the first data are not data times (-inf, or the live freshness
+            # clock): hold them until the first data time is known (see _release_held).
+            self._held.extend(m for m in produced if isinstance(m, Event))
+            return []
         if self._telemetry:
             produced.append(telemetry_chunk(self._telemetry))
             self._telemetry = []
@@ -296,6 +311,10 @@ class Pilot:
                 self.supervisor.land("close")
             self.supervisor.close("pilot closed")
             self._collect()
+            if self._held:  # no data ever came: the session's data time never started
+                self.t = 0.0
+                self._release_held(0.0)
+                self._collect()
             self._backend.close()
 
     @property

@@ -245,10 +245,17 @@ class PtyPort:
         self.slave_name = os.ttyname(slave)
         if self.link:
             tmp = self.link.with_name(self.link.name + ".tmp")
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-            tmp.symlink_to(self.slave_name)
-            os.replace(tmp, self.link)
+            try:
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+                tmp.symlink_to(self.slave_name)
+                os.replace(tmp, self.link)
+            except OSError as e:
+                # no half-plugged port (open pty, no link); whatever stands at the link path is not ours
+                for fd in (master, slave):
+                    os.close(fd)
+                self.master = self.slave = None
+                raise OSError(e.errno, f"cannot create the link {self.link}: {e.strerror or e}") from e
 
     def unplug(self) -> None:
         if self.link:

@@ -280,7 +280,7 @@ class MyoWareConfig:
         )
 
     def bytes_per_second(self) -> float:
-        """Wire load of this configuration (for the baud-rate check)."""
+        """Worst-case wire load in bytes/s (every value at its widest), for the baud-rate check."""
         n = len(self.channels)
         if self.protocol == "binary":
             per_frame = FRAME_HEADER + 2 + 2 * n * 10
@@ -313,16 +313,23 @@ class MyoWareDevice(PortDevice):
         self.decoder = make_decoder(self.config)
         self.sample_clock = SampleClock(self.config.rate_hz)
         self._next_seq: int | None = None
+        # bytes_per_second() is the worst case (every value at its widest); 8N1 framing makes a
+        # byte 10 bits on the wire. Up to 100 % the UART keeps up; only beyond it are samples lost.
         load = self.config.bytes_per_second() / (self.config.baudrate / 10)
-        if load > 0.9:
+        if load > 1.0:
             log.warning(
-                "%s: %d channels at %.0f Hz (%s) need %.0f %% of %d baud; expect drops (use binary or a faster baud)",
+                "%s: %d channels at %.0f Hz (%s) need up to %.0f %% of %d baud; expect drops "
+                "(use binary or a faster baud)",
                 self.name,
                 len(self.config.channels),
                 self.config.rate_hz,
                 self.config.protocol,
                 100 * load,
                 self.config.baudrate,
+            )
+        elif load > 0.9:
+            log.info(
+                "%s: the link is up to %.0f %% busy (%d baud): no margin", self.name, 100 * load, self.config.baudrate
             )
 
     def sensor_streams(self) -> list[StreamInfo]:

@@ -186,6 +186,7 @@ class RecordingWriter:
     max_block_s : longest block of one stream written as one message (data time).
     clock : wall clock for the flush interval (a fake clock in tests).
     background_flush : run a timer thread so data is flushed even when ``write`` is not called.
+    overwrite : replace an existing file at ``path`` (False: :class:`RecordingError` if one exists).
 
     Arrays passed to :meth:`write` must not be modified afterwards (they are buffered until
     the next flush).
@@ -201,6 +202,7 @@ class RecordingWriter:
         max_block_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         background_flush: bool = True,
+        overwrite: bool = True,
     ) -> None:
         from mcap.writer import CompressionType, Writer
 
@@ -213,7 +215,14 @@ class RecordingWriter:
         self._error: BaseException | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = open(self.path, "wb")  # closed in close()
+            # "xb" refuses an existing file atomically: a recording is never lost to a typo
+            self._fh = open(self.path, "wb" if overwrite else "xb")  # closed in close()
+        except FileExistsError as e:
+            if not self.path.parent.is_dir():  # mkdir's complaint: a file stands where a folder must
+                from emgpilot.config import os_error_reason
+
+                raise RecordingError(f"cannot create recording {self.path}: {os_error_reason(self.path, e)}") from e
+            raise RecordingError(f"recording {self.path} already exists") from e
         except OSError as e:
             from emgpilot.config import os_error_reason
 

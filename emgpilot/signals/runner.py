@@ -8,16 +8,55 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from emgpilot.signals.device import Device
+from emgpilot.signals.device import Device, DeviceError
 from emgpilot.signals.pipeline import Pipeline
-from emgpilot.signals.streams import Chunk, Message, message_stream, message_time
+from emgpilot.signals.streams import Chunk, Message, StatusEvent, message_stream, message_time
 
 log = logging.getLogger(__name__)
 
 Sink = Callable[[list[Message]], None]
+
+BAD_STATUSES = frozenset({"error", "searching", "lost", "silent"})
+"""Device states a user must hear about: no data is flowing, or something is wrong."""
+
+
+class NoDataError(DeviceError):
+    """A live device delivered no data within the connect timeout."""
+
+
+def format_status(device: str, status: str, detail: str = "") -> str:
+    """``myo: error: cannot open /dev/null: not a serial port (...)`` -- one readable line."""
+    return f"{device}: {status}: {detail}" if detail else f"{device}: {status}"
+
+
+def describe_statuses(statuses: dict[str, tuple[str, str]]) -> str:
+    """Every device's latest status, ``; ``-separated (``no status from any device`` if none)."""
+    if not statuses:
+        return "no status from any device"
+    return "; ".join(format_status(dev, st, detail) for dev, (st, detail) in sorted(statuses.items()))
+
+
+class StatusLog:
+    """Sink that logs each device status change: problems as warnings, the rest as info.
+
+    A headless user sees a wrong port, a lost board or a protocol mismatch without ``-v``.
+    """
+
+    def __init__(self, logger: logging.Logger | None = None) -> None:
+        self.logger = logger or log
+        self._last: dict[str, tuple[str, str]] = {}
+
+    def __call__(self, batch: list[Message]) -> None:
+        for m in batch:
+            if not isinstance(m, StatusEvent) or self._last.get(m.device) == (m.status, m.detail):
+                continue
+            self._last[m.device] = (m.status, m.detail)
+            level = logging.WARNING if m.status in BAD_STATUSES else logging.INFO
+            self.logger.log(level, "%s", format_status(m.device, m.status, m.detail))
 
 
 @dataclass
@@ -28,10 +67,15 @@ class RunStats:
     events: dict[str, int] = field(default_factory=dict)
     t_first: float = float("inf")
     t_last: float = float("-inf")
+    # latest (status, detail) per device; "stopped" (the device's own shutdown) is not kept so
+    # that the state it stopped from stays visible in a summary
+    device_status: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def add(self, msgs: Iterable[Message]) -> None:
         for m in msgs:
             name = message_stream(m)
+            if isinstance(m, StatusEvent) and m.status != "stopped":
+                self.device_status[m.device] = (m.status, m.detail)
             if isinstance(m, Chunk):
                 if len(m):
                     self.samples[name] = self.samples.get(name, 0) + len(m)
@@ -43,6 +87,10 @@ class RunStats:
     @property
     def duration_s(self) -> float:
         return max(0.0, self.t_last - self.t_first) if self.t_last > self.t_first else 0.0
+
+    def problems(self) -> dict[str, tuple[str, str]]:
+        """Devices whose latest status is a problem (error, searching, lost, silent)."""
+        return {dev: sd for dev, sd in self.device_status.items() if sd[0] in BAD_STATUSES}
 
 
 class SessionRunner:
@@ -124,12 +172,22 @@ class SessionRunner:
     def done(self) -> bool:
         return self._stop.is_set() or self.device.finished
 
-    def run(self) -> RunStats:
-        """Loop until the device finishes, the duration is reached or :meth:`stop` is called."""
+    def run(self, connect_timeout_s: float | None = None, clock: Callable[[], float] = time.monotonic) -> RunStats:
+        """Loop until the device finishes, the duration is reached or :meth:`stop` is called.
+
+        With ``connect_timeout_s``, raise :class:`NoDataError` (naming every device's status) if
+        no sample arrives within that much ``clock`` time: a live device on a wrong port would
+        otherwise wait forever, since the duration counts data time.
+        """
         self.device.start()
+        started = clock()
         try:
             while not self.done:
                 self.step()
+                if connect_timeout_s is not None and not self.stats.samples and clock() - started > connect_timeout_s:
+                    raise NoDataError(
+                        f"no data within {connect_timeout_s:g} s ({describe_statuses(self.stats.device_status)})"
+                    )
             if not self._flushed:
                 self.step(timeout=0.0)
         except BaseException as e:  # kept for the owner thread to report, then re-raised

@@ -11,8 +11,11 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -254,6 +257,41 @@ def open_serial(path: str, baudrate: int = 115200, timeout: float = 0.05) -> Any
     return serial.Serial(port=path, baudrate=baudrate, timeout=timeout, write_timeout=0.5)
 
 
+# errno values that waiting does not cure: the path exists but is not a usable serial port
+_PERMANENT_OPEN_ERRORS = {
+    errno.ENOTTY: "not a serial port",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+}
+_OPEN_HINTS = {
+    errno.EACCES: " (on Linux: add yourself to the 'dialout' group)",
+    errno.EBUSY: " (another program has it open?)",
+}
+
+
+def open_error_reason(e: BaseException) -> tuple[str, bool]:
+    """Why a port did not open, in words, and whether retrying can help (False: the user must act).
+
+    pyserial hides the errno of a failed configuration in its message ("Could not configure port:
+    (25, 'Inappropriate ioctl for device')"), so it is dug out of the text when not set.
+    """
+    code = getattr(e, "errno", None)
+    strerror = getattr(e, "strerror", None)
+    if code is None:
+        m = re.search(r"\((\d+), '([^']*)'\)|\[Errno (\d+)\] ([^:']*)", str(e))
+        if m:
+            code = int(m.group(1) or m.group(3))
+            strerror = m.group(2) or m.group(4)
+    if code is None:
+        return str(e), False
+    strerror = strerror or os.strerror(code)
+    if code in _PERMANENT_OPEN_ERRORS:
+        return f"{_PERMANENT_OPEN_ERRORS[code]} ({strerror}){_OPEN_HINTS.get(code, '')}", False
+    if code == errno.ENOENT:
+        return "no such port (unplugged?)", True
+    return f"{strerror}{_OPEN_HINTS.get(code, '')}", True
+
+
 class PortDevice:
     """Base of the serial drivers: owner thread, queue, silence/loss/reconnect handling.
 
@@ -359,7 +397,10 @@ class PortDevice:
                 self._ser = self._opener(path, self.baudrate, self.read_timeout)
             except (OSError, ValueError) as e:  # SerialException is an OSError
                 if not announced_missing:
-                    self._emit_status("searching", f"cannot open {path}: {e}")
+                    reason, transient = open_error_reason(e)
+                    # keep retrying either way (a fixed permission or a re-plugged board recovers),
+                    # but a path that is no serial port is the user's to fix: say so as an error
+                    self._emit_status("searching" if transient else "error", f"cannot open {path}: {reason}")
                     announced_missing = True
                 self._stop.wait(self.reconnect_interval_s)
                 continue
@@ -439,7 +480,8 @@ class PortDevice:
     def _mark_lost(self, status: str, detail: str) -> None:
         if status == "lost":
             self.counters["lost"] += 1
-        log.warning("%s: %s (%s)", self.name, status, detail)
+        # info only: the status event carries it, and run/record log status changes as warnings
+        log.info("%s: %s (%s)", self.name, status, detail)
         self._emit_status(status, detail)
         self._emit_gaps(status)
         self._on_gap()

@@ -249,3 +249,30 @@ def test_run_command_rejects_a_bad_mapping(tmp_path, capsys) -> None:
     code = main(["run", "--headless", "--drone", "sim", "--mapping", str(bad), "--duration", "1", "--speed", "max"])
     assert code == 2
     assert "typo.toml" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("live", [False, True])
+def test_a_takeoff_before_any_data_is_stamped_with_the_first_data_time(live: bool) -> None:
+    """``run --takeoff`` and the GUI take off before the first sample: no -inf (or host-clock) stamps."""
+    rec = ListRecorder()
+    clock = ManualClock(5000.0) if live else None
+    pilot = Pilot(SimBackend(), clock=clock, recorder=rec)
+    assert pilot.connect()
+    assert pilot.takeoff("cli")
+    assert rec.msgs == [] and pilot.drain() == []  # held until a data time exists
+    pilot.process([Chunk(FOREARM_EMG, 12.5 + np.arange(10) / 200.0, np.zeros((10, 8)))])
+    pilot.close()
+    events = [m for m in rec.msgs if isinstance(m, Event)]
+    assert events and all(math.isfinite(m.t) and m.t >= 12.5 for m in events)
+    takeoff = [m for m in events if isinstance(m, SafetyEvent) and m.action == "takeoff"]
+    assert len(takeoff) == 1 and takeoff[0].t == 12.5
+
+
+def test_a_pilot_that_never_saw_data_stamps_its_events_at_zero() -> None:
+    rec = ListRecorder()
+    pilot = Pilot(SimBackend(), recorder=rec)
+    pilot.connect()
+    pilot.takeoff("cli")
+    pilot.close()
+    events = [m for m in rec.msgs if isinstance(m, Event)]
+    assert events and all(m.t == 0.0 for m in events)

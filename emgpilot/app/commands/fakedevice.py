@@ -8,6 +8,8 @@ import time
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from emgpilot.app.commands.argtypes import non_negative_int, positive_float, positive_int
+
     p = sub.add_parser(
         "fake-device",
         help="serve a fake BLED112+Myo or MyoWare board on a pseudo-terminal (prints its path)",
@@ -18,15 +20,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("kind", choices=["myo", "myoware-csv", "myoware-binary"], help="what to imitate")
     p.add_argument("--link", help="also expose the port under this path (a symlink that survives --flap)")
     p.add_argument("--recording", help="stream raw EMG/IMU from this emgpilot recording instead of synthetic data")
-    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic data")
-    p.add_argument("--channels", type=int, default=2, help="MyoWare channels (default 2)")
-    p.add_argument("--rate", type=float, default=1000.0, help="MyoWare sample rate in Hz (default 1000)")
-    p.add_argument("--bits", type=int, default=None, help="ADC bits (default 10 for CSV, 12 for binary)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the synthetic data")
+    p.add_argument("--channels", type=positive_int, default=2, help="MyoWare channels (default 2)")
+    p.add_argument("--rate", type=positive_float, default=1000.0, help="MyoWare sample rate in Hz (default 1000)")
+    # the drivers' default (run/record --upper-arm-bits 10, an AVR board): fake and driver agree as is
+    p.add_argument("--bits", type=positive_int, default=10, help="ADC bits (default 10, as the drivers expect)")
     p.add_argument("--sequence", action="store_true", help="CSV: prefix each line with a sequence number")
-    p.add_argument("--reset-garbage", type=float, default=0.0, help="seconds of boot noise when plugged in")
-    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
-    p.add_argument("--flap", type=float, default=None, help="unplug and replug every N seconds (fault demo)")
+    p.add_argument(
+        "--reset-garbage", type=_non_negative_float, default=0.0, help="seconds of boot noise when plugged in"
+    )
+    p.add_argument("--duration", type=positive_float, default=None, help="stop after this many seconds")
+    p.add_argument("--flap", type=positive_float, default=None, help="unplug and replug every N seconds (fault demo)")
     p.set_defaults(func=fake_device)
+
+
+def _non_negative_float(text: str) -> float:
+    """Seconds that may be zero (``--reset-garbage``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+    return value
 
 
 def fake_device(args: argparse.Namespace) -> int:
@@ -47,13 +63,16 @@ def fake_device(args: argparse.Namespace) -> int:
                 args.channels,
                 protocol=protocol,
                 rate_hz=args.rate,
-                adc_bits=args.bits or (10 if protocol == "csv" else 12),
+                adc_bits=args.bits,
                 sequence=args.sequence,
             )
         except ValueError as e:
             raise CLIError(str(e)) from e
         fake = FakeMyoWareBoard(cfg, args.link, source=source, reset_garbage_s=args.reset_garbage)
-    path = fake.start()
+    try:
+        path = fake.start()
+    except OSError as e:  # e.g. --link in a folder that does not exist or cannot be written
+        raise CLIError(e.strerror or str(e)) from e
     print(path, flush=True)
     print(f"fake {args.kind} serving on {path} (Ctrl-C to stop)", file=sys.stderr, flush=True)
     t0 = time.monotonic()

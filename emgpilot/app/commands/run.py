@@ -7,11 +7,18 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger(__name__)
 
 
+SOURCE_ALIASES = {"recording": "replay"}
+"""Other names of a source (the GUI says ``recording`` for what ``run`` calls ``replay``)."""
+
+
 def register(sub: argparse._SubParsersAction) -> None:
+    from emgpilot.app.commands.argtypes import non_negative_int, positive_float
     from emgpilot.app.sources import add_live_device_args
 
     p = sub.add_parser("run", help="stream a source through the pipeline (headless or with the GUI)")
@@ -19,15 +26,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--source",
         default="synthetic",
-        choices=["synthetic", "myo", "replay"],
-        help="where data comes from (default: synthetic arm)",
+        choices=["synthetic", "myo", "replay", "recording"],
+        help="where data comes from (default: synthetic arm; 'recording' is another name for 'replay')",
     )
     p.add_argument("--recording", help="recording to replay with --source replay")
     add_live_device_args(p)
-    p.add_argument("--duration", type=float, default=None, help="stop after this many data-seconds")
+    p.add_argument(
+        "--connect-timeout",
+        type=positive_float,
+        default=30.0,
+        help="--source myo: give up if no data arrives within this many seconds (30)",
+    )
+    p.add_argument("--duration", type=positive_float, default=None, help="stop after this many data-seconds")
     p.add_argument("--record", metavar="PATH", help="write every stream to this recording (.mcap)")
+    p.add_argument("--overwrite", action="store_true", help="replace the --record file if it exists (default: refuse)")
     p.add_argument("--speed", default="1", help="1 (real time), N (N x faster) or max (synthetic/replay)")
-    p.add_argument("--seed", type=int, default=0, help="synthetic arm: wearer and schedule seed")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="synthetic arm: wearer and schedule seed")
     p.add_argument("--config", help="pipeline configuration TOML")
     p.add_argument(
         "--wearer",
@@ -43,25 +57,33 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="fly a drone with the recognised gestures: none (headless default), sim (simulator), bebop (Olympe)",
     )
     p.add_argument("--ip", default="192.168.42.1", help="Bebop 2 address (--drone bebop); 127.0.0.1 = virtual Bebop")
-    p.add_argument("--discovery-port", type=int, default=None, help="Bebop discovery TCP port (default 44445)")
+    p.add_argument(
+        "--discovery-port", type=non_negative_int, default=None, help="Bebop discovery TCP port (default 44445)"
+    )
     p.add_argument("--mapping", metavar="TOML", help="gesture-to-command mapping (default: the shipped mapping.toml)")
-    p.add_argument("--takeoff", action="store_true", help="take off once connected (an explicit user action)")
+    p.add_argument(
+        "--takeoff", action="store_true", help="take off once connected (an explicit user action; needs --drone)"
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from emgpilot.app.cli import CLIError
+    from emgpilot.app.commands.record import check_output, discard_empty, missing_streams, print_problems
     from emgpilot.app.sources import open_source
     from emgpilot.build import build_pipeline, load_pipeline_config
     from emgpilot.classifiers.calibration import calibration_metadata
     from emgpilot.config import ConfigError, to_mapping
     from emgpilot.signals.device import parse_speed
-    from emgpilot.signals.runner import SessionRunner
+    from emgpilot.signals.runner import NoDataError, SessionRunner, StatusLog
     from emgpilot.wearer import PROFILE_SOURCES, apply_profile, load_profile, remember_session
 
+    args.source = SOURCE_ALIASES.get(args.source, args.source)
     if args.wearer and args.source not in PROFILE_SOURCES:
         live = " or ".join(PROFILE_SOURCES)
         raise CLIError(f"--wearer is for live sessions (--source {live}), not --source {args.source}")
+    if args.record:
+        check_output(args.record, args.overwrite)
     if not args.headless:
         from emgpilot.app.commands import COMMAND_MODULES
 
@@ -70,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
 
             return run_gui_from_run_args(args)
         log.warning("GUI not available; running headless")
+    if args.takeoff and args.drone == "none":
+        raise CLIError("--takeoff needs a drone to take off: add --drone sim (simulator) or --drone bebop")
     try:
         speed = parse_speed(args.speed)
         cfg = load_pipeline_config(args.config)
@@ -94,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
                     "command": "run",
                     **calibration_metadata(cfg),
                 },
+                overwrite=args.overwrite,
             )
         except RecordingError as e:
             device.stop()  # nothing was started yet; stop() releases whatever the device opened
@@ -107,37 +132,53 @@ def run(args: argparse.Namespace) -> int:
         except (ConfigError, ConnectionError, ImportError, ValueError) as e:
             if recorder is not None:
                 recorder.close()
+                discard_empty(args.record, None)
+            device.stop()
             raise CLIError(f"--drone {args.drone}: {e}") from e
         if args.takeoff:
+            # before any data: the pilot stamps the take-off with the first data time
             pilot.takeoff("cli")
-    sinks = [pilot] if pilot is not None else []
+    sinks = [StatusLog(log), *([pilot] if pilot is not None else [])]
     runner = SessionRunner(device, pipeline, recorder=recorder, sinks=sinks, duration_s=args.duration)
+    # only a live device can stay silent for ever; synthetic and replayed data always flow
+    connect_timeout = args.connect_timeout if args.source == "myo" else None
     wall0 = time.perf_counter()
+    no_data: NoDataError | None = None
     try:
-        stats = runner.run()
+        stats = runner.run(connect_timeout_s=connect_timeout)
     except KeyboardInterrupt:
         stats = runner.stats
+    except NoDataError as e:
+        stats, no_data = runner.stats, e
     finally:
         if pilot is not None:
             pilot.close()
         if recorder is not None:
             recorder.close()
     wall = time.perf_counter() - wall0
+    kept = bool(args.record) and not discard_empty(args.record, stats)
+    if no_data is not None:
+        note = f"; nothing recorded, {args.record} not written" if args.record else ""
+        raise CLIError(f"{no_data}{note}")
+    wearer = None
     if profile is not None:
-        try:  # a failure to write is reported, not fatal: the session itself went through
-            remember_session(profile, pipeline, cfg)
-        except OSError as e:
-            log.error("wearer profile %s not saved: %s", profile.name, e)
+        wearer = _remember(profile, pipeline, cfg, remember_session)
     summary = {
         "source": args.source,
         "duration_s": round(stats.duration_s, 3),
         "wall_s": round(wall, 3),
         "samples": stats.samples,
         "events": stats.events,
-        "record": args.record,
+        "record": args.record if kept else None,
+        "device_problems": {dev: {"status": st, "detail": d} for dev, (st, d) in stats.problems().items()},
     }
+    missing = missing_streams(device, stats) if args.source == "myo" else []
+    if missing:
+        summary["missing_streams"] = missing
     if pilot is not None:
         summary["drone"] = pilot.summary()
+    if wearer is not None:
+        summary["wearer"] = wearer
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -146,9 +187,68 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {name:28s} {n:9d} samples")
         for name, n in sorted(stats.events.items()):
             print(f"  {name:28s} {n:9d} events")
-        if args.record:
+        if pilot is not None:
+            print(_drone_line(summary["drone"]))
+        if wearer is not None:
+            print(wearer["message"])
+        if kept:
             print(f"recorded to {args.record}")
+        elif args.record:
+            print(f"nothing recorded; {args.record} not written")
+    print_problems(stats, missing)
     return 0
+
+
+def _remember(profile: Any, pipeline: Any, cfg: Any, remember_session: Callable[..., Any]) -> dict[str, Any]:
+    """Save what the session taught the wearer's profile; a summary entry saying what happened."""
+    from emgpilot.wearer import MIN_ROTATION_WINDOWS
+
+    windows = next(
+        (
+            int(getattr(st, "rotation_windows", 0) or 0)
+            for st in getattr(pipeline, "stages", ())
+            if getattr(st, "name", "") == "detector.activation"
+        ),
+        0,
+    )
+    entry: dict[str, Any] = {
+        "name": profile.name,
+        "updated": False,
+        "rotation": profile.wrist_rotation,
+        "windows": windows,
+    }
+    try:
+        new = remember_session(profile, pipeline, cfg)
+    except OSError as e:  # a failure to write is reported, not fatal: the session itself went through
+        log.error("wearer profile %s not saved: %s", profile.name, e)
+        entry["message"] = f"wearer {profile.name}: profile not saved ({e})"
+        return entry
+    if new.sessions > profile.sessions:
+        entry.update(updated=True, rotation=new.wrist_rotation)
+        entry["message"] = f"wearer {profile.name}: profile updated with armband rotation {new.wrist_rotation}"
+    else:
+        entry["message"] = (
+            f"wearer {profile.name}: armband rotation not updated: only {windows} of the "
+            f"{MIN_ROTATION_WINDOWS} taught windows needed (~20 s of gestures)"
+        )
+    return entry
+
+
+def _drone_line(drone: dict) -> str:
+    """``drone sim: 12 commands sent, 3/6 hoops, hovering, battery 97 %`` for the text summary."""
+    counts = drone.get("counts", {})
+    state = drone.get("final_state", {})
+    parts = [f"{counts.get('commands_sent', 0)} commands sent"]
+    refused = sum(n for k, n in counts.items() if k.startswith("safety_refuse"))
+    if refused:
+        parts.append(f"{refused} refused by safety")
+    course = drone.get("course")
+    if course:
+        parts.append(f"{course['hoops_passed']}/{course['hoops_total']} hoops")
+    parts.append(f"final state {state.get('flying_state', '?')}")
+    if "battery" in state:
+        parts.append(f"battery {state['battery']:.0f} %")
+    return f"drone {drone.get('backend', '?')}: " + ", ".join(parts)
 
 
 def _pilot_streams(args: argparse.Namespace) -> list:

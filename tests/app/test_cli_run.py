@@ -1,0 +1,129 @@
+"""``emgpilot run`` (headless) and ``record``: argument checks, summaries, device problems, files kept."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from emgpilot.app.cli import build_parser, main
+from emgpilot.signals.recording import open_recording
+
+FAST = ["run", "--headless", "--duration", "1", "--speed", "max"]
+
+
+@pytest.fixture
+def data_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    return tmp_path / "data"
+
+
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [
+        (["run", "--headless", "--seed", "-3", "--duration", "1"], "--seed"),
+        (["run", "--headless", "--duration", "-5"], "--duration"),
+        (["run", "--headless", "--duration", "0"], "--duration"),
+        (["record", "--source", "synthetic", "--seed", "-1", "--duration", "1", "-o", "x.mcap"], "--seed"),
+        (["record", "--source", "synthetic", "--duration", "-1", "-o", "x.mcap"], "--duration"),
+        (["fake-device", "myo", "--seed", "-1"], "--seed"),
+        (["fake-device", "myoware-csv", "--channels", "0"], "--channels"),
+    ],
+)
+def test_bad_numbers_are_usage_errors(argv, option, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}" in err and "Traceback" not in err
+
+
+def test_fake_board_and_drivers_agree_on_adc_bits():
+    parser = build_parser()
+    fake = parser.parse_args(["fake-device", "myoware-binary"])
+    record = parser.parse_args(["record", "--duration", "1", "-o", "x.mcap"])
+    run = parser.parse_args(["run"])
+    assert fake.bits == record.upper_arm_bits == run.upper_arm_bits == 10
+
+
+def test_fake_device_with_an_impossible_link_is_one_line(tmp_path, capsys):
+    link = tmp_path / "no-such-folder" / "ttyX"
+    assert main(["fake-device", "myo", "--link", str(link), "--duration", "0.1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(link) in err and "No such file" in err
+
+
+def test_recording_is_another_name_for_replay(tmp_path, capsys):
+    rec = tmp_path / "r.mcap"
+    assert main([*FAST, "--record", str(rec)]) == 0
+    capsys.readouterr()
+    assert main(["run", "--headless", "--source", "recording", "--recording", str(rec), "--speed", "max"]) == 0
+    assert capsys.readouterr().out.startswith("replay:")
+
+
+def test_takeoff_without_a_drone_is_an_error(capsys):
+    assert main([*FAST, "--takeoff"]) == 2
+    assert "--takeoff needs a drone" in capsys.readouterr().err
+
+
+def test_an_existing_recording_is_never_overwritten_by_default(tmp_path, capsys):
+    rec = tmp_path / "precious.mcap"
+    rec.write_bytes(b"keep me")
+    for argv in ([*FAST, "--record", str(rec)], ["record", "--source", "synthetic", "--duration", "1", "-o", str(rec)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "already exists" in err and "--overwrite" in err
+        assert rec.read_bytes() == b"keep me"
+    assert main([*FAST, "--record", str(rec), "--overwrite"]) == 0
+    assert open_recording(rec).chunk("forearm_emg") is not None
+
+
+def test_command_line_takeoff_is_stamped_in_data_time(tmp_path, capsys):
+    rec = tmp_path / "s.mcap"
+    fly = ["run", "--headless", "--duration", "4", "--speed", "max", "--drone", "sim", "--takeoff"]
+    code = main([*fly, "--record", str(rec)])
+    assert code == 0
+    out = capsys.readouterr().out
+    drone = [line for line in out.splitlines() if line.startswith("drone sim:")]
+    assert len(drone) == 1 and "commands sent" in drone[0] and "/6 hoops" in drone[0]
+    assert main(["info", str(rec), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert math.isfinite(info["duration_s"]) and info["duration_s"] == pytest.approx(4.0, abs=0.05)
+
+
+def test_a_wrong_port_is_a_clear_error_not_a_hang(tmp_path, capsys):
+    rec = tmp_path / "r.mcap"
+    live = ["--source", "myo", "--port", "/dev/null", "--duration", "3", "--connect-timeout", "0.3"]
+    assert main(["run", "--headless", *live]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "no data within 0.3 s" in err and "myo: error: cannot open /dev/null: not a serial port" in err
+    assert "{" not in err  # no Python dict
+    assert main(["record", *live, "-o", str(rec)]) == 2
+    err = capsys.readouterr().err
+    assert "not a serial port" in err and "not written" in err and "{" not in err
+    assert not rec.exists()
+
+
+def test_a_device_in_error_is_reported_and_the_wearer_told(data_home, tmp_path, capsys):
+    """The Myo streams (fake dongle); the upper-arm port is no serial port: said, not swallowed."""
+    from emgpilot.signals.fakes import FakeMyoDongle
+
+    myo = FakeMyoDongle(link=tmp_path / "ttyMyo")
+    myo.start()
+    rec = tmp_path / "r.mcap"
+    live = ["--source", "myo", "--port", myo.path, "--upper-arm-port", "/dev/null", "--duration", "1"]
+    try:
+        run_code = main(["run", "--headless", *live, "--wearer", "ana"])
+        run_out, run_err = capsys.readouterr()
+        record_code = main(["record", *live, "-o", str(rec)])
+        _, record_err = capsys.readouterr()
+    finally:
+        myo.stop()
+    assert run_code == 0
+    assert "wearer ana: armband rotation not updated: only" in run_out
+    assert "warning: myoware: error: cannot open /dev/null: not a serial port" in run_err
+    assert "warning: no samples from upper_emg" in run_err
+    # a recording that lacks a requested sensor failed, even though the Myo part is kept
+    assert record_code == 1 and rec.exists()
+    assert "warning: no samples from upper_emg" in record_err
