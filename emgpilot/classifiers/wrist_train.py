@@ -560,14 +560,6 @@ def evaluate_report(
     return out
 
 
-def companion_config(cfg: TrainConfig) -> TrainConfig:
-    """The rotation-invariant companion's recipe: ``cfg`` with a random electrode shift per window
-    instead of the joint (gesture x shift) target, and twice the units. The larger network was
-    chosen on the development people (events 169 -> 171 of 217 real, 698 -> 699-700 of 797
-    synthetic, for two sets of seeds); a ring-pooled, exactly invariant one did no better."""
-    return replace(cfg, joint_rotation=False, full_rotation=True, conv=(32, 32), dense=(64,))
-
-
 def train_and_evaluate(data_dir: Path, cfg: TrainConfig) -> tuple[WristModel, dict[str, Any]]:
     """Train the shipped model on the clean ``pre_*`` people and report on the ``eval_*`` people once."""
     from threadpoolctl import threadpool_limits

@@ -69,12 +69,7 @@ def run(args: argparse.Namespace) -> int:
 
     from emgpilot.app.cli import CLIError
     from emgpilot.classifiers.wrist import INVARIANT_NAME
-    from emgpilot.classifiers.wrist_train import (
-        TrainConfig,
-        companion_config,
-        save_model,
-        train_and_evaluate,
-    )
+    from emgpilot.classifiers.wrist_train import TrainConfig, save_model, train_and_evaluate
 
     data = Path(args.data)
     if not (data / "cote_allard_myo").is_dir():
@@ -97,10 +92,9 @@ def run(args: argparse.Namespace) -> int:
     out = save_model(model, out_dir)
     companion = None
     if cfg.joint_rotation and args.companion == "on":
-        # The same recipe with random rotations instead of the joint (gesture x shift) target
-        # (and a larger network: see companion_config).
+        # The same recipe with random rotations instead of the joint (gesture x shift) target.
         try:
-            inv_model, companion = train_and_evaluate(data, companion_config(cfg))
+            inv_model, companion = train_and_evaluate(data, replace(cfg, joint_rotation=False, full_rotation=True))
         except (FileNotFoundError, ValueError) as e:
             raise CLIError(str(e)) from e
         inv_out = save_model(inv_model, out_dir, name=INVARIANT_NAME)
