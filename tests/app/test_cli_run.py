@@ -127,3 +127,19 @@ def test_a_device_in_error_is_reported_and_the_wearer_told(data_home, tmp_path, 
     # a recording that lacks a requested sensor failed, even though the Myo part is kept
     assert record_code == 1 and rec.exists()
     assert "warning: no samples from upper_emg" in record_err
+
+
+def test_replaying_an_armband_the_recogniser_cannot_read_is_one_line(tmp_path, capsys):
+    # A 10-electrode armband (the 3DC set, imported): the wrist network needs a Myo's 8.
+    import numpy as np
+
+    from emgpilot.signals.recording import RecordingWriter
+    from emgpilot.signals.streams import FOREARM_EMG, Chunk, StreamInfo
+
+    ten = StreamInfo(FOREARM_EMG.name, "emg", 200.0, tuple(f"ch{i}" for i in range(10)), ("counts",) * 10)
+    path = tmp_path / "ten.mcap"
+    with RecordingWriter(path, streams=[ten], background_flush=False) as writer:
+        writer.write([Chunk(ten, np.arange(400) / 200.0, np.zeros((400, 10)))])
+    assert main(["run", "--headless", "--source", "replay", "--recording", str(path), "--speed", "max"]) == 2
+    err = capsys.readouterr().err
+    assert "needs 8 forearm electrodes" in err and "has 10" in err and "Traceback" not in err

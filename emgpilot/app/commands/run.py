@@ -103,7 +103,11 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, ConfigError) as e:
         raise CLIError(str(e)) from e
     device = open_source(args, speed=speed)
-    pipeline = build_pipeline(device.streams(), cfg)
+    try:
+        pipeline = build_pipeline(device.streams(), cfg)
+    except ValueError as e:  # e.g. a recording of a 10-electrode armband
+        device.stop()
+        raise CLIError(f"{args.recording or args.source}: {e}") from e
     recorder = None
     if args.record:
         from emgpilot.signals.recording import RecordingError, RecordingWriter
