@@ -9,14 +9,16 @@ from emgpilot.signals.device import Device
 
 def add_live_device_args(p: argparse.ArgumentParser) -> None:
     """Options that pick and configure the live Myo and MyoWare devices (run, record, GUI)."""
+    from emgpilot.app.commands.argtypes import positive_float, positive_int
+
     p.add_argument("--port", help="BLED112 dongle port (default: auto-detect USB 2458:0001; 'none': no Myo)")
     p.add_argument("--myo-address", help="connect to this Myo (AA:BB:CC:DD:EE:FF) instead of the first one seen")
     p.add_argument("--upper-arm-port", help="microcontroller port streaming MyoWare EMG")
     p.add_argument("--upper-arm-protocol", choices=["csv", "binary"], default="csv", help="wire format (csv)")
-    p.add_argument("--upper-arm-channels", type=int, default=2, help="MyoWare channels (2: biceps, triceps)")
-    p.add_argument("--upper-arm-rate", type=float, default=1000.0, help="MyoWare sample rate in Hz (1000)")
-    p.add_argument("--upper-arm-bits", type=int, default=10, help="ADC resolution in bits (10)")
-    p.add_argument("--upper-arm-baud", type=int, default=115200, help="serial baud rate (115200)")
+    p.add_argument("--upper-arm-channels", type=positive_int, default=2, help="MyoWare channels (2: biceps, triceps)")
+    p.add_argument("--upper-arm-rate", type=positive_float, default=1000.0, help="MyoWare sample rate in Hz (1000)")
+    p.add_argument("--upper-arm-bits", type=positive_int, default=10, help="ADC resolution in bits (10)")
+    p.add_argument("--upper-arm-baud", type=positive_int, default=115200, help="serial baud rate (115200)")
     p.add_argument("--upper-arm-sequence", action="store_true", help="CSV lines start with a sequence number")
 
 
