@@ -323,10 +323,18 @@ class Pilot:
         return self._closed
 
 
-def open_backend(kind: str, ip: str = "192.168.42.1", discovery_port: int | None = None) -> DroneBackend:
+def open_backend(
+    kind: str,
+    ip: str = "192.168.42.1",
+    discovery_port: int | None = None,
+    legacy_discovery: bool = False,
+    handshake_port: int | None = None,
+) -> DroneBackend:
     """The backend for ``--drone``: ``sim`` (simulator with the default hoop course) or ``bebop``.
 
-    The Olympe backend is imported only here, and only for ``bebop``.
+    ``legacy_discovery`` skips the JSON discovery and goes straight to the ARSDK handshake port
+    (``handshake_port``, default 44444), as older Bebop 2 firmware may need (not yet verified
+    on a real drone). The Olympe backend is imported only here, and only for ``bebop``.
     """
     if kind == "sim":
         from emgpilot.drone.course import Course
@@ -339,12 +347,17 @@ def open_backend(kind: str, ip: str = "192.168.42.1", discovery_port: int | None
         kwargs: dict[str, Any] = {"ip": ip}
         if discovery_port is not None:
             kwargs["discovery_port"] = discovery_port
+        if legacy_discovery:
+            kwargs["legacy_discovery"] = True
+        if handshake_port is not None:
+            kwargs["handshake_port"] = handshake_port
         return OlympeBackend(**kwargs)
     raise ValueError(f"unknown drone backend {kind!r} (sim or bebop)")
 
 
 def pilot_from_args(args: Any, recorder: Any | None = None, live: bool = False) -> Pilot:
-    """A connected :class:`Pilot` for the ``run`` command's ``--drone/--ip/--discovery-port/--mapping``.
+    """A connected :class:`Pilot` for the ``run`` command's ``--drone/--ip/--discovery-port/--mapping``
+    (and ``--legacy-discovery/--handshake-port``).
 
     ``live`` selects the monotonic freshness clock and starts the watchdog (live sensors);
     otherwise freshness is measured in data time (synthetic arm, replay).
@@ -354,7 +367,13 @@ def pilot_from_args(args: Any, recorder: Any | None = None, live: bool = False) 
     from emgpilot.drone.mapper import load_mapping
 
     mapping = load_mapping(getattr(args, "mapping", None))
-    backend = open_backend(args.drone, getattr(args, "ip", "192.168.42.1"), getattr(args, "discovery_port", None))
+    backend = open_backend(
+        args.drone,
+        getattr(args, "ip", "192.168.42.1"),
+        getattr(args, "discovery_port", None),
+        legacy_discovery=getattr(args, "legacy_discovery", False),
+        handshake_port=getattr(args, "handshake_port", None),
+    )
     pilot = Pilot(backend, mapping=mapping, clock=time.monotonic if live else None, recorder=recorder)
     if not pilot.connect():
         backend.close()

@@ -143,3 +143,15 @@ def test_replaying_an_armband_the_recogniser_cannot_read_is_one_line(tmp_path, c
     assert main(["run", "--headless", "--source", "replay", "--recording", str(path), "--speed", "max"]) == 2
     err = capsys.readouterr().err
     assert "needs 8 forearm electrodes" in err and "has 10" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        (["--legacy-discovery"], "are for --drone bebop"),
+        (["--drone", "bebop", "--handshake-port", "44444"], "only used with --legacy-discovery"),
+    ],
+)
+def test_legacy_discovery_options_need_a_bebop(extra, says, capsys):
+    assert main([*FAST, *extra]) == 2
+    assert says in capsys.readouterr().err

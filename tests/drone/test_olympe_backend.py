@@ -251,3 +251,18 @@ def test_close_during_a_stalled_discovery_aborts_it(olympe):
             assert backend.link == "disconnected"
         finally:
             backend.close()
+
+
+@needs_olympe
+def test_the_run_options_reach_the_legacy_discovery(olympe):
+    # `emgpilot run --drone bebop --legacy-discovery --handshake-port P` goes through open_backend.
+    from emgpilot.drone.pilot import open_backend
+
+    with VirtualBebop(discovery_port=None, handshake_port=0) as vb:
+        backend = open_backend("bebop", "127.0.0.1", legacy_discovery=True, handshake_port=vb.handshake_port)
+        try:
+            assert backend.legacy_discovery and backend.handshake_port == vb.handshake_port
+            assert backend.connect()
+            assert vb.link_up
+        finally:
+            backend.close()

@@ -60,6 +60,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--discovery-port", type=non_negative_int, default=None, help="Bebop discovery TCP port (default 44445)"
     )
+    p.add_argument(
+        "--legacy-discovery",
+        action="store_true",
+        help="--drone bebop: skip the JSON discovery and connect straight to the handshake port, as older "
+        "Bebop 2 firmware may need (not yet verified on a real drone)",
+    )
+    p.add_argument(
+        "--handshake-port",
+        type=non_negative_int,
+        default=None,
+        help="with --legacy-discovery: the drone's ARSDK handshake TCP port (default 44444)",
+    )
     p.add_argument("--mapping", metavar="TOML", help="gesture-to-command mapping (default: the shipped mapping.toml)")
     p.add_argument(
         "--takeoff", action="store_true", help="take off once connected (an explicit user action; needs --drone)"
@@ -84,6 +96,10 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"--wearer is for live sessions (--source {live}), not --source {args.source}")
     if args.record:
         check_output(args.record, args.overwrite)
+    if (args.legacy_discovery or args.handshake_port is not None) and args.drone != "bebop":
+        raise CLIError("--legacy-discovery and --handshake-port are for --drone bebop")
+    if args.handshake_port is not None and not args.legacy_discovery:
+        raise CLIError("--handshake-port is only used with --legacy-discovery")
     if not args.headless:
         from emgpilot.app.commands import COMMAND_MODULES
 

@@ -89,10 +89,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"  handshake  tcp {drone.handshake_port}", flush=True)
         print(f"  commands   udp {drone.c2d_port}", flush=True)
         if drone.discovery_port is not None:
-            print(
-                f"fly it: emgpilot run --drone bebop --ip {drone.host} --discovery-port {drone.discovery_port}",
-                flush=True,
-            )
+            how = f"--discovery-port {drone.discovery_port}"
+        else:
+            how = f"--legacy-discovery --handshake-port {drone.handshake_port}"
+        print(f"fly it: emgpilot run --drone bebop --ip {drone.host} {how}", flush=True)
         print("Ctrl-C to stop", flush=True)
         stop.wait(args.duration)  # None: until Ctrl-C (KeyboardInterrupt)
     except KeyboardInterrupt:
