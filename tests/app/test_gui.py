@@ -338,6 +338,7 @@ def test_screenshot_command(qtbot, tmp_path, no_leaks):
 
     img = QtGui.QImage(str(out))
     assert img.width() >= 800 and img.height() >= 500
+    assert not (tmp_path / "s.toml").exists()  # a scripted screenshot leaves the user's settings alone
 
 
 def test_no_arguments_open_the_demo_and_run_opens_the_window(monkeypatch, tmp_path):

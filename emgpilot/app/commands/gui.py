@@ -9,6 +9,8 @@ import os
 import sys
 from pathlib import Path
 
+from emgpilot.app.commands.argtypes import non_negative_int, positive_float, positive_int
+
 log = logging.getLogger(__name__)
 
 
@@ -21,8 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--demo", action="store_true", help="synthetic arm + simulator at once (keys make gestures)")
     p.add_argument(
         "--source",
-        choices=["synthetic", "myo", "myoware", "recording"],
-        help="open this source at once (default: wait for Connect, or the demo with --demo)",
+        choices=["synthetic", "myo", "myoware", "recording", "replay"],
+        help="open this source at once (default: wait for Connect, or the demo with --demo); "
+        "replay is another name for recording, as in `emgpilot run`",
     )
     p.add_argument("--recording", help="recording to replay (--source recording)")
     p.add_argument("--drone", choices=["none", "sim", "virtual", "bebop"], default=None, help="drone to fly")
@@ -31,17 +34,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", help="pipeline configuration TOML")
     p.add_argument("--port", help="BLED112 dongle serial port (--source myo)")
     p.add_argument("--upper-arm-port", help="MyoWare microcontroller serial port")
-    p.add_argument("--seed", type=int, default=0, help="synthetic arm seed")
-    p.add_argument("--wearer", metavar="NAME", help="wearer profile (armband rotation remembered between sessions)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="synthetic arm seed")
+    p.add_argument(
+        "--wearer",
+        metavar="NAME",
+        help="wearer profile (--source myo): armband rotation remembered between sessions",
+    )
     p.add_argument("--speed", default="1", help="synthetic arm / replay speed: 1, N or max")
-    p.add_argument("--screenshot", metavar="PNG", help="run --seconds of data, save a PNG of the window, exit")
-    p.add_argument("--seconds", type=float, default=20.0, help="data seconds before --screenshot (default 20)")
+    p.add_argument(
+        "--screenshot",
+        metavar="PNG",
+        help="run --seconds of data (of the demo, or from the start of a recording), save a PNG of the window, exit",
+    )
+    p.add_argument("--seconds", type=positive_float, default=20.0, help="data seconds before --screenshot (default 20)")
     p.add_argument(
         "--bench",
         action="store_true",
         help="measure frame rate and GUI-thread time per frame with an hour of history, print JSON, exit",
     )
-    p.add_argument("--bench-frames", type=int, default=150, help="frames per --bench scenario")
+    p.add_argument("--bench-frames", type=positive_int, default=150, help="frames per --bench scenario")
     p.add_argument("--settings", metavar="TOML", help="settings file (default: the user config folder)")
     p.set_defaults(func=run)
 
@@ -65,13 +76,20 @@ def run(args: argparse.Namespace) -> int:
         return run_bench(frames=args.bench_frames)
     from emgpilot.app.gui.main_window import demo_spec
     from emgpilot.app.gui.session import SessionSpec
+    from emgpilot.wearer import PROFILE_SOURCES
 
     speed = _speed(args.speed)
+    if args.source == "replay":
+        args.source = "recording"
     spec = None
     if args.screenshot:
         args.demo = args.demo or not args.source
-        if not args.seconds > 0:
-            raise CLIError("--seconds must be positive")
+        _check_writable(Path(args.screenshot))
+    if args.wearer and args.source not in PROFILE_SOURCES:
+        # as `emgpilot run`: a profile describes a person wearing a Myo; a demo or replay must not touch it
+        live = " or ".join(PROFILE_SOURCES)
+        used = f"--source {args.source}" if args.source else "the demo" if args.demo else "no --source"
+        raise CLIError(f"--wearer is for live sessions (--source {live}), not {used}")
     if args.demo and args.source in (None, "synthetic"):
         spec = demo_spec(seed=args.seed, scripted=bool(args.screenshot), speed=speed)
         if args.screenshot:
@@ -104,6 +122,29 @@ def run(args: argparse.Namespace) -> int:
     return launch(spec, screenshot=args.screenshot, settings=args.settings)
 
 
+def _check_writable(path: Path) -> None:
+    """Refuse a screenshot path that cannot be written before any window opens (CLIError)."""
+    from emgpilot.app.cli import CLIError
+
+    if path.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp"):
+        raise CLIError(f"--screenshot {path}: give a .png (or .jpg, .bmp) file name")
+    if path.is_dir():
+        raise CLIError(f"--screenshot {path}: is a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CLIError(f"--screenshot {path}: cannot create its folder ({e.strerror or e})") from e
+    # a real write, not os.access: root passes access checks on folders such as /proc
+    existed = path.exists()
+    try:
+        with path.open("ab"):
+            pass
+    except OSError as e:
+        raise CLIError(f"--screenshot {path}: cannot write it ({e.strerror or e})") from e
+    if not existed:
+        path.unlink(missing_ok=True)
+
+
 def launch(spec, screenshot: str | None = None, settings: str | None = None) -> int:
     """Open the window (and run the Qt event loop until it closes)."""
     from emgpilot.app.cli import CLIError
@@ -122,36 +163,45 @@ def launch(spec, screenshot: str | None = None, settings: str | None = None) -> 
             )
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     try:
-        from PyQt6 import QtCore, QtWidgets
+        from PyQt6 import QtCore, QtGui, QtWidgets
     except ImportError as e:
         raise CLIError(f"the GUI needs PyQt6 ({e})") from e
     import pyqtgraph as pg
 
+    from emgpilot.app.gui.interrupt import CloseOnSignals
     from emgpilot.app.gui.main_window import MainWindow
+    from emgpilot.app.gui.session import CONNECTING
 
     pg.setConfigOptions(antialias=False, background="w", foreground="k")
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
-    win = MainWindow(spec, settings_path=Path(settings) if settings else None)
+    # a screenshot is a scripted one-off: it must not change what the user's window remembers
+    win = MainWindow(spec, settings_path=Path(settings) if settings else None, save_settings=not screenshot)
     win.resize(1600, 1000)
     win.show()
-    result = {"code": 0}
+    result = {"code": 0, "saved": False}
+    timer = None
     if screenshot:
         win.window_combo.setCurrentIndex(win.window_combo.findData(30.0))  # the whole scripted story fits
         if win.session is None:
+            reason = win._last_message
             win.shutdown()
-            raise CLIError("the session did not open (see the log)")
+            _delete(win, app)
+            raise CLIError(f"the session did not open: {reason}" if reason else "the session did not open")
 
         def check() -> None:
             s = win.session
-            if s is not None and s.finished and s.pending == 0:
+            # an Olympe drone still connecting (at most its connect time-out) is waited for: the
+            # picture shows how it ended, and tearing Olympe down mid-connect spews its errors
+            if s is not None and s.finished and s.pending == 0 and s.drone_status != CONNECTING:
                 win.frame()
                 win.frame()
                 out = Path(screenshot)
-                out.parent.mkdir(parents=True, exist_ok=True)
-                if not win.grab().save(str(out)):
-                    log.error("could not save %s", out)
+                writer = QtGui.QImageWriter(str(out))
+                if not writer.write(win.grab().toImage()):
+                    log.error("could not save %s: %s", out, writer.errorString())
                     result["code"] = 1
                 else:
+                    result["saved"] = True
                     print(f"saved {out} ({win.store.t_latest:.1f} data-seconds)")
                 timer.stop()
                 win.close()
@@ -160,14 +210,29 @@ def launch(spec, screenshot: str | None = None, settings: str | None = None) -> 
         timer.setInterval(100)
         timer.timeout.connect(check)
         timer.start()
-    app.exec()
-    win.shutdown()
-    # delete the window through Qt, not through Python's garbage collector at some later moment
-    # (a scene half-deleted by the collector can still get a paint event: pyqtgraph then crashes)
+    with CloseOnSignals(win) as signals:
+        app.exec()
+        win.shutdown()  # still under the handlers: a second Ctrl-C must not cut the recording short
+    if timer is not None:
+        timer.stop()
+    if signals.received is not None:
+        import signal
+
+        log.info("closed on %s", signal.Signals(signals.received).name)
+        if screenshot and not result["saved"]:
+            result["code"] = 128 + signals.received  # the shell's convention for "killed by this signal"
+    _delete(win, app)
+    return result["code"]
+
+
+def _delete(win, app) -> None:
+    """Delete the window through Qt, not through Python's garbage collector at some later moment
+    (a scene half-deleted by the collector can still get a paint event: pyqtgraph then crashes)."""
+    from PyQt6 import QtCore
+
     win.deleteLater()
     QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete.value)
     app.processEvents()
-    return result["code"]
 
 
 def run_gui_from_run_args(args: argparse.Namespace) -> int:
@@ -176,7 +241,8 @@ def run_gui_from_run_args(args: argparse.Namespace) -> int:
     from emgpilot.app.gui.session import SessionSpec
 
     speed = _speed(args.speed)
-    source = {"synthetic": "synthetic", "myo": "myo", "replay": "recording"}[args.source]
+    # "recording" too: `run` accepts it as another name for replay
+    source = {"synthetic": "synthetic", "myo": "myo", "replay": "recording", "recording": "recording"}[args.source]
     if source == "recording" and not args.recording:
         raise CLIError("--source replay needs --recording PATH")
     drone = {"none": "none", "sim": "sim", "bebop": "bebop"}[getattr(args, "drone", "none")]

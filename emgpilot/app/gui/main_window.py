@@ -126,6 +126,7 @@ class MainWindow(QtWidgets.QMainWindow):
     settings_path : where settings persist (None: the user config folder).
     history_s : ring-buffer history per stream.
     autostart : start the frame timer (tests may call :meth:`frame` themselves instead).
+    save_settings : write the settings back when closing (False: scripted runs such as screenshots).
     """
 
     _job_finished = QtCore.pyqtSignal(object)
@@ -137,8 +138,10 @@ class MainWindow(QtWidgets.QMainWindow):
         settings_path: Path | None = None,
         history_s: float = 3600.0,
         autostart: bool = True,
+        save_settings: bool = True,
     ) -> None:
         super().__init__()
+        self._persist = save_settings
         self.setWindowTitle("emgpilot")
         self.settings_path = settings_path or default_settings_path()
         self.settings = GuiSettings.load(self.settings_path)
@@ -439,7 +442,8 @@ class MainWindow(QtWidgets.QMainWindow):
         try:
             session = Session(spec)
         except Exception as e:  # any opening failure is the user's to fix: shown, the window stays up
-            log.warning("cannot open session: %s", e)
+            # the status bar (and a screenshot's error) says why; the traceback only for -vv
+            log.debug("cannot open session", exc_info=True)
             self._message(f"cannot open {spec.source}: {e}")
             return False
         self.session = session
@@ -1002,6 +1006,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # ------------------------------------------------------------------ settings / close
     def _save_settings(self) -> None:
+        if not self._persist:
+            return
         st = self.settings
         st.source = self.source_combo.currentData()
         st.drone = self.drone_combo.currentData()

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from emgpilot.signals.recording import Recording, open_recording
 from emgpilot.signals.replay import PacedMessages, source_stream_names
 from emgpilot.signals.streams import Message, StreamInfo
@@ -49,6 +51,7 @@ class ReplaySource:
     path_or_recording : a file or an opened :class:`Recording`.
     speed : data seconds per wall second (``inf``: as fast as possible).
     start_at : data time (relative to the file's start) to fast-forward to.
+    duration_s : replay only this many data seconds from the file's start (None: all of it).
     clock : wall clock (a fake one in tests).
     """
 
@@ -59,6 +62,7 @@ class ReplaySource:
         path_or_recording: str | Path | Recording,
         speed: float = 1.0,
         start_at: float = 0.0,
+        duration_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         rec = path_or_recording if isinstance(path_or_recording, Recording) else open_cached(path_or_recording)
@@ -70,6 +74,12 @@ class ReplaySource:
         times = self._msgs.times[self._msgs.carries_data]
         self.t_first = float(times.min()) if len(times) else 0.0
         self.t_last = float(times.max()) if len(times) else 0.0
+        if duration_s is not None:
+            # the end moves in: the slider, the status and ``finished`` all see the shorter replay
+            self.t_last = min(self.t_last, self.t_first + max(0.0, float(duration_s)))
+        # the first message past the end (not a search: untimed entries may sit anywhere)
+        past = np.flatnonzero(self._msgs.times > self.t_last) if duration_s is not None else ()
+        self._end = int(past[0]) if len(past) else len(self._msgs)
         self.start_at = self.t_first + max(0.0, float(start_at))
         self._speed = float(speed)
         self._clock = clock
@@ -140,7 +150,7 @@ class ReplaySource:
 
     @property
     def finished(self) -> bool:
-        return self._pos >= len(self._msgs)
+        return self._pos >= self._end
 
     def read(self, timeout: float | None = None) -> list[Message]:
         if self.finished or self._stopped:
@@ -173,7 +183,7 @@ class ReplaySource:
     def _release(self, keep: Callable[[float], bool], limit: int | None) -> list[Message]:
         """Messages from the current position while ``keep(message time)``, at most ``limit``."""
         out: list[Message] = []
-        while self._pos < len(self._msgs):
+        while self._pos < self._end:
             t = self._msgs.time(self._pos)
             if not keep(t):
                 break

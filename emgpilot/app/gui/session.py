@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 SOURCES = ("synthetic", "myo", "myoware", "recording")
 DRONE_ACTIONS = frozenset({"takeoff", "land", "emergency"})
 DRONES = ("none", "sim", "virtual", "bebop")
+CONNECTING = "connecting..."
+""":attr:`Session.drone_status` while an Olympe drone connects (on the action thread)."""
 JOIN_TIMEOUT_S = 5.0
 """How long closing a session waits for each of its threads (runner, actions, each EMERGENCY)
 before it logs the thread as stuck and goes on closing the rest."""
@@ -292,7 +294,7 @@ def open_device(spec: SessionSpec) -> Device:
 
         if not spec.recording:
             raise ValueError("choose a recording to replay")
-        return ReplaySource(spec.recording, speed=spec.speed, start_at=spec.start_at)
+        return ReplaySource(spec.recording, speed=spec.speed, start_at=spec.start_at, duration_s=spec.duration_s)
     if spec.source in ("myo", "myoware"):
         from emgpilot.signals.myo import open_live_arm
 
@@ -539,7 +541,7 @@ class Session:
         else:
             raise ValueError(f"unknown drone {kind!r} (choose from {', '.join(DRONES)})")
         self.pilot = Pilot(backend, mapping=mapping, clock=clock, recorder=self.recorder)
-        self.drone_status = "connecting..."
+        self.drone_status = CONNECTING
 
         def connect() -> None:
             assert self.pilot is not None
