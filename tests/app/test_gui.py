@@ -436,6 +436,21 @@ def test_record_and_takeoff_from_the_spec(qtbot, tmp_path, no_leaks):
     assert any(getattr(e, "action", "") == "takeoff" for e in rec.events("safety"))
 
 
+def test_the_record_box_never_replaces_an_existing_recording(qtbot, tmp_path, no_leaks):
+    existing = tmp_path / "keep.mcap"
+    existing.write_bytes(b"an earlier session")
+    win = make_window(qtbot, tmp_path, fast_demo(seed=1, manual=True))
+    win.record_edit.setText(str(existing))
+    win.record_button.setChecked(True)
+    assert not win.record_button.isChecked()  # refused, with the reason shown
+    assert existing.read_bytes() == b"an earlier session"
+    win.settings.record_dir = str(tmp_path / "recordings")
+    first = Path(win._default_record_path())
+    first.parent.mkdir(parents=True, exist_ok=True)
+    first.write_bytes(b"")
+    assert win._default_record_path() != str(first)  # two sessions started within one second
+
+
 def test_replay_without_a_drone_shows_the_recorded_flight(qtbot, tmp_path, no_leaks):
     from emgpilot.app.gui.session import Session
 

@@ -402,7 +402,12 @@ class MainWindow(QtWidgets.QMainWindow):
         from platformdirs import user_data_dir
 
         folder = Path(self.settings.record_dir or Path(user_data_dir("emgpilot")) / "recordings")
-        return str(folder / time.strftime("session-%Y%m%d-%H%M%S.mcap"))
+        stem = time.strftime("session-%Y%m%d-%H%M%S")
+        path, n = folder / f"{stem}.mcap", 1
+        while path.exists():  # two recordings started within one second
+            n += 1
+            path = folder / f"{stem}-{n}.mcap"
+        return str(path)
 
     # ------------------------------------------------------------------ session
     def spec_from_controls(self) -> SessionSpec:

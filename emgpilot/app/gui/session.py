@@ -377,7 +377,8 @@ class Session:
     def start(self) -> None:
         """Start recording (``spec.record``), queue the take-off (``spec.takeoff``), then the data."""
         if self.spec.record:
-            self.start_recording(self.spec.record)
+            # the command line already refused an existing file unless told to replace it
+            self.start_recording(self.spec.record, overwrite=True)
         if self.spec.takeoff:
             self.takeoff()  # queued behind the drone connection (refused with a reason if it failed)
         self._started = True
@@ -590,7 +591,9 @@ class Session:
         return True
 
     # ------------------------------------------------------------------ recording
-    def start_recording(self, path: str | Path) -> Path:
+    def start_recording(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Record every stream to ``path`` from now on; an existing file is refused unless
+        ``overwrite`` (:class:`~emgpilot.signals.recording.RecordingError`)."""
         from emgpilot.classifiers.calibration import calibration_metadata
         from emgpilot.config import to_mapping
         from emgpilot.drone.pilot import PILOT_STREAMS
@@ -612,6 +615,7 @@ class Session:
                 "command": "gui",
                 **calibration_metadata(self.cfg),
             },
+            overwrite=overwrite,
         )
         self.recorder.start(writer, path)
         return path
