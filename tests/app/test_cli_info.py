@@ -7,6 +7,7 @@ import pytest
 
 import emgpilot.app.commands.info as info
 from emgpilot.app.cli import main
+from tests.app.test_cli_recording import write_tiny_cote_npz
 
 
 def _strict(text: str):
@@ -56,24 +57,7 @@ def test_info_formats_nested_device_tables():
 
 
 def _tiny_npz(path):
-    """A tiny file in the cote_allard_myo layout (as in test_cli_recording)."""
-    rng = np.random.default_rng(0)
-    n_seg, n = 2, 200
-    np.savez(
-        path,
-        emg=rng.integers(-20, 20, (n_seg * n, 8)).astype(np.int8),
-        labels=np.repeat(np.array([0, 5], np.int8), n),
-        rep=np.repeat(np.array([0, 0], np.int8), n),
-        session=np.repeat(np.array([0, 0], np.int8), n),
-        segment=np.repeat(np.arange(n_seg, dtype=np.int16), n),
-        fs=np.int32(200),
-        class_names=np.array(
-            ["rest", "radial_deviation", "wrist_flexion", "ulnar_deviation", "wrist_extension", "fist", "hand_open"]
-        ),
-        session_names=np.array(["training0", "Test0", "Test1"]),
-        subject=np.array("Test/0"),
-        source_commit=np.array("0" * 40),
-    )
+    write_tiny_cote_npz(path, labels=(0, 5), sessions=(0, 0), n=200)
 
 
 def test_import_takes_a_folder_of_npz_files(tmp_path, capsys):

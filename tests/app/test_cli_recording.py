@@ -88,17 +88,17 @@ def test_damaged_or_foreign_files_give_one_line_errors(tmp_path, capsys):
             assert len(err.splitlines()) == 1 and str(path) in err and "Traceback" not in err
 
 
-def test_import_writes_one_recording_per_session(tmp_path, capsys):
-    """A tiny file in the cote_allard_myo layout, made here so no shared data is needed."""
+def write_tiny_cote_npz(path, labels=(0, 5, 0, 2), sessions=(0, 0, 1, 1), n=300):
+    """A tiny file in the cote_allard_myo layout (one segment of ``n`` samples per label), made
+    here so no shared data is needed."""
     rng = np.random.default_rng(0)
-    n_seg, n = 4, 300
-    npz = tmp_path / "pre_Test0.npz"
+    n_seg = len(labels)
     np.savez(
-        npz,
+        path,
         emg=rng.integers(-20, 20, (n_seg * n, 8)).astype(np.int8),
-        labels=np.repeat(np.array([0, 5, 0, 2], np.int8), n),
-        rep=np.repeat(np.array([0, 0, 1, 1], np.int8), n),
-        session=np.repeat(np.array([0, 0, 1, 1], np.int8), n),
+        labels=np.repeat(np.array(labels, np.int8), n),
+        rep=np.repeat(np.array(sessions, np.int8), n),
+        session=np.repeat(np.array(sessions, np.int8), n),
         segment=np.repeat(np.arange(n_seg, dtype=np.int16), n),
         fs=np.int32(200),
         class_names=np.array(
@@ -108,6 +108,12 @@ def test_import_writes_one_recording_per_session(tmp_path, capsys):
         subject=np.array("Test/0"),
         source_commit=np.array("0" * 40),
     )
+
+
+def test_import_writes_one_recording_per_session(tmp_path, capsys):
+    n = 300
+    npz = tmp_path / "pre_Test0.npz"
+    write_tiny_cote_npz(npz, n=n)
     out_dir = tmp_path / "out"
     assert main(["import", str(npz), "-o", str(out_dir)]) == 0
     printed = capsys.readouterr().out
