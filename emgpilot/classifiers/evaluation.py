@@ -160,11 +160,11 @@ def dataset_of(path: Path) -> str:
     return path.parent.name if path.suffix == ".npz" else path.suffix.lstrip(".") or "recording"
 
 
-_RECOVER_HINT = re.compile(r" \(open with recover=True / --recover[^)]*\)")
+_RECOVER_HINT = re.compile(r" \(`emgpilot info/replay --recover` read[^)]*\)")
 """The reader's hint for a damaged recording names an option that evaluate, calibrate and bench
 do not have."""
 
-RECOVER_ELSEWHERE = " (this command needs an undamaged file; `emgpilot replay --recover` replays the intact part)"
+RECOVER_ELSEWHERE = " (this command needs an undamaged file; `emgpilot replay --recover` replays what can be read)"
 
 
 def sessions_from_path(path: str | Path) -> list[Session]:

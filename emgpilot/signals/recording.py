@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
+import math
 import platform
 import struct
 import threading
@@ -132,6 +133,22 @@ def encode_block(t: np.ndarray, data: np.ndarray, rate_hz: float, storage: np.dt
     head = struct.pack("<ddII", float(t[0]) if n else 0.0, float(rate_hz), code, len(t_list))
     mid = struct.pack("<II", c, n * c)
     return b"".join((CDR_LE, head, t_list.tobytes(), mid, np.ascontiguousarray(data, dtype=storage).tobytes()))
+
+
+def check_block(buf: bytes | memoryview, start: int, end: int, storage: np.dtype, n_channels: int) -> None:
+    """Raise ValueError unless ``buf[start:end]`` has a consistent ``SampleBlock`` header for a
+    stream of ``n_channels`` (what :func:`decode_block` relies on), without reading the samples."""
+    if end - start < 36 or bytes(buf[start : start + 4]) != CDR_LE:
+        raise ValueError("not a sample block")
+    t0, rate, code, n_t = struct.unpack_from("<ddII", buf, start + 4)
+    off = start + 28 + 8 * n_t
+    if off + 8 > end:
+        raise ValueError("sample block shorter than its time list")
+    channels, n_values = struct.unpack_from("<II", buf, off)
+    if channels != n_channels or off + 8 + n_values * storage.itemsize != end or n_values % channels:
+        raise ValueError("sample block size does not match its header")
+    if code != TIME_EXPLICIT and not (math.isfinite(t0) and math.isfinite(rate) and rate > 0):
+        raise ValueError("sample block has no valid start time and rate")
 
 
 def decode_block(buf: bytes | memoryview, start: int, end: int, storage: np.dtype) -> tuple[np.ndarray, np.ndarray]:
@@ -623,6 +640,7 @@ def open_recording(path: str | Path, *, recover: bool = False) -> Recording:
     metadata: dict[str, Any] | None = None
     late_streams: list[StreamInfo] = []
     problem: str | None = None  # damage inside the file
+    checksum_only = False  # the only sign of damage is the data checksum: nothing is known intact
     truncated_at: int | None = None
     data_end = footer = False
     pos = len(MAGIC)
@@ -659,6 +677,13 @@ def open_recording(path: str | Path, *, recover: bool = False) -> Recording:
                 (cid,) = struct.unpack_from("<H", buf, body)
                 if cid not in channels:
                     raise ValueError(f"message on undeclared channel {cid}")
+                ch = channels[cid]
+                # A damaged header would otherwise be found (or crash) only when decoded, and the
+                # summary of the intact part would count it.
+                if ch.is_event:
+                    json.loads(bytes(buf[body + 22 : end]))["t"]
+                else:
+                    check_block(buf, body + 22, end, ch.storage, ch.info.n_channels)
                 index.append((cid, body + 22, end))
             elif op == _OP_METADATA:
                 name, off = _read_str(buf, body)
@@ -673,7 +698,11 @@ def open_recording(path: str | Path, *, recover: bool = False) -> Recording:
                 (crc,) = struct.unpack_from("<I", buf, body)
                 data_end = True
                 if crc and zlib.crc32(memoryview(buf)[:pos]) != crc:
-                    problem = "data checksum mismatch (bytes were changed after writing)"
+                    checksum_only = True
+                    problem = (
+                        "data checksum mismatch: bytes were changed after writing, somewhere in its data "
+                        "(every record still reads, so which values are wrong cannot be told)"
+                    )
             elif op == _OP_FOOTER:
                 footer = True
         except (ValueError, KeyError, struct.error, UnicodeDecodeError) as e:
@@ -701,9 +730,14 @@ def open_recording(path: str | Path, *, recover: bool = False) -> Recording:
         streams.setdefault(ch.info.name, ch.info)
     rec = Recording(path, metadata, streams, _buf=buf, _channels=channels, _index=index)
     if problem is not None:
-        msg = f"{path} is damaged: {problem}; intact before it: {_kept_summary(rec)}"
+        if checksum_only:
+            msg = f"{path} is damaged: {problem}; readable: {_kept_summary(rec)}"
+            hint = "`emgpilot info/replay --recover` read it as it is, wrong values included"
+        else:
+            msg = f"{path} is damaged: {problem}; intact before it: {_kept_summary(rec)}"
+            hint = "`emgpilot info/replay --recover` read that part"
         if not recover:
-            raise RecordingError(msg + " (open with recover=True / --recover to read that part)")
+            raise RecordingError(f"{msg} ({hint})")
         rec.recovered, rec.complete = True, False
         rec.warnings.append(msg)
     elif not data_end:
@@ -731,7 +765,7 @@ def _op_name(op: int) -> str:
 def _kept_summary(rec: Recording) -> str:
     try:
         stats = rec.stream_stats()
-    except (ValueError, KeyError, struct.error) as e:  # a message body is damaged too
+    except (ValueError, KeyError, struct.error, ArithmeticError) as e:  # a message body is damaged too
         return f"{len(rec)} messages (undecodable: {e})"
     used = [s for s in stats.values() if s.messages]
     if not used:

@@ -225,6 +225,51 @@ def test_damage_in_the_middle_can_be_recovered_on_request(tmp_path):
     assert rec.recovered and len(rec) == len(starts) // 2  # every message before the damaged one
 
 
+def test_a_zeroed_stretch_is_found_at_the_damaged_message_not_counted_as_intact(tmp_path):
+    # 400 zero bytes in the middle: the record lengths still add up, a sample block header does
+    # not. The summary used to divide by its zero channel count (a traceback).
+    good = _damaged(tmp_path, "copy.mcap", lambda d: d)
+    data = bytearray(good.read_bytes())
+    pos, blocks = 8, []
+    while pos < len(data):
+        op, length = data[pos], int.from_bytes(data[pos + 1 : pos + 9], "little")
+        if op == 0x05 and length > 500:
+            blocks.append(pos + 9 + 22)  # the sample block, after the message record's own header
+        pos += 9 + length
+    middle = blocks[len(blocks) // 2]
+    data[middle : middle + 400] = bytes(400)
+    path = tmp_path / "zeroed.mcap"
+    path.write_bytes(bytes(data))
+    with pytest.raises(RecordingError, match="intact before it"):
+        open_recording(path)
+    rec = open_recording(path, recover=True)
+    assert rec.recovered and 0 < len(rec) < len(open_recording(good))
+    for name in ("forearm_emg", "upper_emg"):  # what is kept decodes
+        assert len(rec.chunk(name))
+
+
+def test_a_checksum_mismatch_does_not_claim_any_part_intact(tmp_path):
+    # One sample value changed: every record still parses; only the data checksum knows.
+    good = _damaged(tmp_path, "copy.mcap", lambda d: d)
+    data = bytearray(good.read_bytes())
+    pos, payload = 8, None
+    while pos < len(data):
+        op, length = data[pos], int.from_bytes(data[pos + 1 : pos + 9], "little")
+        if op == 0x05 and length > 500:
+            payload = pos + 9 + length - 10  # inside the sample values at the end of the block
+            break
+        pos += 9 + length
+    assert payload is not None
+    data[payload] ^= 0x01
+    path = tmp_path / "flipped.mcap"
+    path.write_bytes(bytes(data))
+    with pytest.raises(RecordingError) as err:
+        open_recording(path)
+    msg = str(err.value)
+    assert "checksum" in msg and "cannot be told" in msg and "intact" not in msg
+    assert len(open_recording(path, recover=True)) == len(open_recording(good))
+
+
 def test_foreign_mcap_file_is_refused(tmp_path):
     from mcap.writer import CompressionType, Writer
 
