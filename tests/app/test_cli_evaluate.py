@@ -260,3 +260,21 @@ def test_evaluate_shows_no_progress_bar_when_stderr_is_not_a_terminal(capsys):
     # capsys' stderr is not a terminal: no bar (no \r frames) even without --no-progress
     assert main(["evaluate", "--synthetic", "1", "--synthetic-minutes", "0.2", "--no-baseline"]) == 0
     assert "\r" not in capsys.readouterr().err
+
+
+def test_evaluate_returning_says_when_it_changes_nothing(recording, capsys):
+    assert main(["evaluate", str(recording), "--returning", "--no-baseline", "--no-progress"]) == 0
+    assert "--returning changed nothing" in capsys.readouterr().err
+
+
+def test_evaluate_names_one_reason_once_for_a_file_whose_sessions_all_fail(tmp_path, capsys, monkeypatch):
+    from emgpilot.classifiers import evaluation
+
+    path = tmp_path / "same.npz"
+    path.write_bytes(b"")
+    # two sessions of one file, both without a sensor stream: one reason, said once
+    two = [evaluation.Session(n, [], [], source=str(path)) for n in ("s1", "s2")]
+    monkeypatch.setattr(evaluation, "sessions_from_path", lambda p: two)
+    assert main(["evaluate", str(path), "--no-baseline", "--no-progress"]) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(err) == 1, err

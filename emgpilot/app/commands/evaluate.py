@@ -8,6 +8,7 @@ import json
 import logging
 import shlex
 import sys
+from collections import Counter
 from pathlib import Path
 
 from emgpilot.app.commands.argtypes import non_negative_int, positive_float
@@ -134,6 +135,13 @@ def run(args: argparse.Namespace) -> int:
     else:
         results = evaluate_inputs(inputs, cfg, **run_kwargs)
     summary = summarize(results)
+    sessions_per_input = Counter(r.source for r in results)
+    if args.returning and all(n < 2 for n in sessions_per_input.values()):
+        print(
+            "note: --returning changed nothing: no input holds a second session of its wearer "
+            "(each file's sessions carry over in order; separate files are separate wearers)",
+            file=sys.stderr,
+        )
     command = "emgpilot evaluate " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 1 else ""
     unwritten = []
     if args.report:
@@ -156,8 +164,9 @@ def run(args: argparse.Namespace) -> int:
     if (args.json != "-" or unwritten) and summary["sessions"]:
         _print_summary(summary, baseline=not args.no_baseline)  # the figures at least, whatever could not be written
     sys.stdout.flush()  # the figures before the errors when both go to one terminal or file
-    for failed in summary["failed"]:
-        print(f"emgpilot evaluate: error: {failed['error']}", file=sys.stderr)
+    # A file whose every session fails for the same reason (e.g. a 10-electrode armband) says it once.
+    for error in dict.fromkeys(failed["error"] for failed in summary["failed"]):
+        print(f"emgpilot evaluate: error: {error}", file=sys.stderr)
     for message in unwritten:
         print(f"emgpilot evaluate: error: {message}", file=sys.stderr)
     return 1 if summary["failed"] or unwritten else 0
