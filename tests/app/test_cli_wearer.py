@@ -71,3 +71,8 @@ def test_wearers_lists_and_forgets_profiles(tmp_path, capsys):
     assert not (tmp_path / "ana.json").exists() and (tmp_path / "bad.json").exists()
     assert main(["wearers", "--dir", str(tmp_path), "--forget", "ana"]) != 0
     assert "no profile" in capsys.readouterr().err
+    assert main(["wearers", "--dir", str(tmp_path)]) == 0  # only the unreadable one is left
+    out = capsys.readouterr()
+    assert "no readable wearer profiles" in out.out and not out.out.startswith("wearer ")  # no empty table
+    assert main(["wearers", "--dir", str(tmp_path), "--forget", ""]) == 2
+    assert "needs a wearer's name" in capsys.readouterr().err and (tmp_path / "bad.json").exists()

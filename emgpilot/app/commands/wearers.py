@@ -28,6 +28,8 @@ def run(args: argparse.Namespace) -> int:
     from emgpilot.wearer import ProfileError, calibration_path, default_profile_dir, load_profile, profile_path
 
     folder = Path(args.dir) if args.dir else default_profile_dir()
+    if args.forget is not None and not args.forget.strip():
+        raise CLIError("--forget needs a wearer's name")
     if args.forget:
         try:
             path = profile_path(args.forget, folder)
@@ -49,8 +51,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         wearers = [{**r.to_dict(), "calibrated": calibration_path(r.name, folder).exists()} for r in rows]
         print(json.dumps({"folder": str(folder), "wearers": wearers, "errors": broken}, indent=2))
-    elif not rows and not broken:
-        print(f"no wearer profiles in {folder} (run or gui --wearer NAME creates one)")
+    elif not rows:
+        readable = " readable" if broken else ""
+        print(f"no{readable} wearer profiles in {folder} (run or gui --wearer NAME creates one)")
     else:
         print(f"{'wearer':20s} {'arm':6s} {'rotation':>8s} {'sessions':>8s} {'calibrated':10s}  updated")
         for r in rows:
