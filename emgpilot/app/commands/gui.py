@@ -7,6 +7,8 @@ import logging
 import math
 import os
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from emgpilot.app.commands.argtypes import non_negative_int, positive_float, positive_int
@@ -44,9 +46,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--screenshot",
         metavar="PNG",
-        help="run --seconds of data (of the demo, or from the start of a recording), save a PNG of the window, exit",
+        help="run --seconds of data (of the demo, or from the start of a recording), save a PNG of the window, exit "
+        "(the PNG's folder must exist)",
     )
-    p.add_argument("--seconds", type=positive_float, default=20.0, help="data seconds before --screenshot (default 20)")
+    p.add_argument(
+        "--seconds",
+        type=positive_float,
+        help="with --screenshot: data seconds before the picture (default 20); the window without --screenshot "
+        "runs until closed",
+    )
+    p.add_argument(
+        "--connect-timeout",
+        type=positive_float,
+        help="with --screenshot: fail if no data arrives, or data stops, for this many seconds (default 30); "
+        "the window without --screenshot shows the device status instead",
+    )
     p.add_argument(
         "--bench",
         action="store_true",
@@ -78,6 +92,11 @@ def run(args: argparse.Namespace) -> int:
     from emgpilot.app.gui.session import SessionSpec
     from emgpilot.wearer import PROFILE_SOURCES
 
+    for option, value in (("--seconds", args.seconds), ("--connect-timeout", args.connect_timeout)):
+        # an open window runs until closed: rather than a time limit nobody asked for, say so
+        if value is not None and not args.screenshot:
+            raise CLIError(f"{option} is for --screenshot (the window runs until you close it)")
+    seconds = 20.0 if args.seconds is None else args.seconds
     speed = _speed(args.speed)
     if args.source == "replay":
         args.source = "recording"
@@ -93,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     if args.demo and args.source in (None, "synthetic"):
         spec = demo_spec(seed=args.seed, scripted=bool(args.screenshot), speed=speed)
         if args.screenshot:
-            spec.duration_s = args.seconds
+            spec.duration_s = seconds
         if args.drone is not None:
             spec.drone = args.drone
     elif args.source is not None:
@@ -113,13 +132,14 @@ def run(args: argparse.Namespace) -> int:
             myo_port=args.port,
             upper_arm_port=args.upper_arm_port,
             demo_idle=False,
-            duration_s=args.seconds if args.screenshot else None,
+            duration_s=seconds if args.screenshot else None,
         )
     if spec is not None:
         spec.config = args.config
         spec.mapping = args.mapping
         spec.wearer = args.wearer
-    return launch(spec, screenshot=args.screenshot, settings=args.settings)
+    timeout = CONNECT_TIMEOUT_S if args.connect_timeout is None else args.connect_timeout
+    return launch(spec, screenshot=args.screenshot, settings=args.settings, connect_timeout_s=timeout)
 
 
 def _check_writable(path: Path) -> None:
@@ -130,10 +150,9 @@ def _check_writable(path: Path) -> None:
         raise CLIError(f"--screenshot {path}: give a .png (or .jpg, .bmp) file name")
     if path.is_dir():
         raise CLIError(f"--screenshot {path}: is a folder")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise CLIError(f"--screenshot {path}: cannot create its folder ({e.strerror or e})") from e
+    # not created: a typo in the folder would otherwise leave new folders behind
+    if not path.parent.is_dir():
+        raise CLIError(f"--screenshot {path}: no folder {path.parent}")
     # a real write, not os.access: root passes access checks on folders such as /proc
     existed = path.exists()
     try:
@@ -145,8 +164,22 @@ def _check_writable(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def launch(spec, screenshot: str | None = None, settings: str | None = None) -> int:
-    """Open the window (and run the Qt event loop until it closes)."""
+CONNECT_TIMEOUT_S = 30.0
+"""A screenshot run fails when no new data arrives for this long (wall seconds): a live device on
+a wrong port, or one lost on the way, would otherwise keep it waiting for ever."""
+
+
+def launch(
+    spec,
+    screenshot: str | None = None,
+    settings: str | None = None,
+    connect_timeout_s: float = CONNECT_TIMEOUT_S,
+    clock: Callable[[], float] = time.monotonic,
+) -> int:
+    """Open the window (and run the Qt event loop until it closes).
+
+    With ``screenshot``, a run without new data for ``connect_timeout_s`` (``clock`` seconds) is
+    a CLIError naming the device status; no picture is written."""
     from emgpilot.app.cli import CLIError
 
     no_display = (
@@ -178,7 +211,7 @@ def launch(spec, screenshot: str | None = None, settings: str | None = None) -> 
     win = MainWindow(spec, settings_path=Path(settings) if settings else None, save_settings=not screenshot)
     win.resize(1600, 1000)
     win.show()
-    result = {"code": 0, "saved": False}
+    result: dict = {"code": 0, "saved": False, "error": None}
     timer = None
     if screenshot:
         win.window_combo.setCurrentIndex(win.window_combo.findData(30.0))  # the whole scripted story fits
@@ -188,8 +221,17 @@ def launch(spec, screenshot: str | None = None, settings: str | None = None) -> 
             _delete(win, app)
             raise CLIError(f"the session did not open: {reason}" if reason else "the session did not open")
 
+        progress = {"t": -math.inf, "wall": clock()}
+
         def check() -> None:
             s = win.session
+            if s is not None and s.data_time > progress["t"]:
+                progress["t"], progress["wall"] = s.data_time, clock()
+            elif s is not None and not s.finished and clock() - progress["wall"] > connect_timeout_s:
+                result["error"] = no_data_message(s, connect_timeout_s)
+                timer.stop()
+                win.close()
+                return
             # an Olympe drone still connecting (at most its connect time-out) is waited for: the
             # picture shows how it ended, and tearing Olympe down mid-connect spews its errors
             if s is not None and s.finished and s.pending == 0 and s.drone_status != CONNECTING:
@@ -222,7 +264,22 @@ def launch(spec, screenshot: str | None = None, settings: str | None = None) -> 
         if screenshot and not result["saved"]:
             result["code"] = 128 + signals.received  # the shell's convention for "killed by this signal"
     _delete(win, app)
+    if result["error"] and signals.received is None:
+        raise CLIError(result["error"])
     return result["code"]
+
+
+def no_data_message(session, timeout_s: float) -> str:
+    """Why a screenshot run gave up: no data at all, or none since some data time; with the status."""
+    from emgpilot.signals.runner import describe_statuses
+
+    state = describe_statuses(session.device_statuses())
+    if not math.isfinite(session.data_time):
+        return f"no data within {timeout_s:g} s ({state}): no screenshot written"
+    at = session.data_time - session.runner.stats.t_first
+    return (
+        f"the source stopped sending data at {at:.1f} s (nothing for {timeout_s:g} s; {state}): no screenshot written"
+    )
 
 
 def _delete(win, app) -> None:

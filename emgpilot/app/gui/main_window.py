@@ -32,6 +32,7 @@ from emgpilot.app.gui.pacing import FramePacer, RedrawGate
 from emgpilot.app.gui.plots import DetectorPanel, EventLog, SignalPlots, StreamStore, Timeline
 from emgpilot.app.gui.session import DEMO_SCRIPT, BackgroundJob, Session, SessionSpec, exclusive_resources
 from emgpilot.app.gui.settings import GuiSettings, default_settings_path
+from emgpilot.signals.runner import BAD_STATUSES, describe_statuses
 from emgpilot.signals.vocabulary import GESTURES, REST
 
 log = logging.getLogger(__name__)
@@ -979,6 +980,14 @@ class MainWindow(QtWidgets.QMainWindow):
                 if "battery" in counters:
                     text += f", Myo battery {counters['battery']} %"
                 parts.append(text)
+            # the reason (a wrong port, no Myo found, a lost link) where the user looks, not in a log
+            statuses = s.device_statuses()
+            if not s.has_data and not s.finished:
+                parts.append(f"no data yet ({describe_statuses(statuses)})" if statuses else "no data yet")
+            else:
+                problems = {dev: sd for dev, sd in statuses.items() if sd[0] in BAD_STATUSES}
+                if problems:
+                    parts.append(describe_statuses(problems))
             if s.runner.error is not None:
                 parts.append(f"source stopped: {s.runner.error}")
             errors = list(s.actions.errors)

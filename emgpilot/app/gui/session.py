@@ -494,6 +494,15 @@ class Session:
     def finished(self) -> bool:
         return self.runner.done
 
+    def device_statuses(self) -> dict[str, tuple[str, str]]:
+        """Each device's latest ``(status, detail)`` (a copy: the runner thread updates the original)."""
+        return dict(self.runner.stats.device_status)
+
+    @property
+    def has_data(self) -> bool:
+        """A sample has arrived."""
+        return math.isfinite(self.data_time)
+
     def device_counters(self) -> dict[str, Any]:
         """Driver counters for the status bar (live drivers): packets dropped, link status, battery.
 
