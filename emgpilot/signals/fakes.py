@@ -238,6 +238,11 @@ class PtyPort:
     def plug(self) -> None:
         if self.master is not None:
             return
+        if self.link and os.path.lexists(self.link) and not self.link.is_symlink():
+            # only a symlink (an earlier fake's link) may be replaced: a file there is someone's data
+            raise OSError(
+                errno.EEXIST, f"cannot create the link {self.link}: it exists and is not a symlink (left untouched)"
+            )
         master, slave = os.openpty()
         tty.setraw(slave)  # no echo, no line editing: a byte pipe like a USB CDC port
         os.set_blocking(master, False)

@@ -451,8 +451,11 @@ def _lis(path: Path, a: dict[str, np.ndarray]) -> list[ImportedSession]:
 # --------------------------------------------------------------------------- to a recording
 
 
-def write_session(session: ImportedSession, path: str | Path) -> Path:
-    """Write an imported session as a recording."""
+def write_session(session: ImportedSession, path: str | Path, overwrite: bool = True) -> Path:
+    """Write an imported session as a recording.
+
+    ``overwrite=False`` refuses an existing file (:class:`RecordingError`) instead of replacing it.
+    """
     from emgpilot.signals.recording import RecordingWriter
 
     path = Path(path)
@@ -466,6 +469,7 @@ def write_session(session: ImportedSession, path: str | Path) -> Path:
             "import": session.metadata,
         },
         background_flush=False,
+        overwrite=overwrite,
     ) as w:
         w.write(session.messages)
     return path

@@ -168,3 +168,28 @@ def test_run_into_a_recording_that_cannot_be_created_is_a_one_line_error(tmp_pat
     assert main([*args, "--record", str(target)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and f"{blocker} is a file, not a folder" in err
+
+
+def test_import_refuses_recordings_already_there_and_writes_none(tmp_path, capsys):
+    npz = tmp_path / "pre_Test0.npz"
+    write_tiny_cote_npz(npz)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    edited = out_dir / "cote_allard_pre_Test0_training0.mcap"
+    edited.write_bytes(b"my edited recording")
+    assert main(["import", str(npz), "-o", str(out_dir)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(edited) in err and "--overwrite" in err
+    assert edited.read_bytes() == b"my edited recording"
+    # checked for all outputs before writing any: the other session was not written either
+    assert sorted(f.name for f in out_dir.iterdir()) == [edited.name]
+    assert main(["import", str(npz), "-o", str(out_dir), "--overwrite"]) == 0
+    assert "wrote 2 recording(s)" in capsys.readouterr().out
+    assert edited.read_bytes() != b"my edited recording"
+
+
+def test_import_of_the_same_file_twice_writes_it_once(tmp_path, capsys):
+    npz = tmp_path / "pre_Test0.npz"
+    write_tiny_cote_npz(npz)
+    assert main(["import", str(npz), str(tmp_path), "-o", str(tmp_path / "out")]) == 0
+    assert "wrote 2 recording(s)" in capsys.readouterr().out

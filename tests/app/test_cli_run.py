@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -86,7 +87,8 @@ def test_command_line_takeoff_is_stamped_in_data_time(tmp_path, capsys):
     assert code == 0
     out = capsys.readouterr().out
     drone = [line for line in out.splitlines() if line.startswith("drone sim:")]
-    assert len(drone) == 1 and "commands sent" in drone[0] and "/6 hoops" in drone[0]
+    assert len(drone) == 1 and "commands sent (take-off, landing" in drone[0] and "/6 hoops" in drone[0]
+    assert not drone[0].startswith("drone sim: 0 commands")  # the take-off and landing went out
     assert main(["info", str(rec), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert math.isfinite(info["duration_s"]) and info["duration_s"] == pytest.approx(4.0, abs=0.05)
@@ -117,7 +119,7 @@ def test_a_device_in_error_is_reported_and_the_wearer_told(data_home, tmp_path, 
         run_code = main(["run", "--headless", *live, "--wearer", "ana"])
         run_out, run_err = capsys.readouterr()
         record_code = main(["record", *live, "-o", str(rec)])
-        _, record_err = capsys.readouterr()
+        record_out, record_err = capsys.readouterr()
     finally:
         myo.stop()
     assert run_code == 0
@@ -127,6 +129,8 @@ def test_a_device_in_error_is_reported_and_the_wearer_told(data_home, tmp_path, 
     # a recording that lacks a requested sensor failed, even though the Myo part is kept
     assert record_code == 1 and rec.exists()
     assert "warning: no samples from upper_emg" in record_err
+    device_line = next(line for line in record_out.splitlines() if line.startswith("  device: "))
+    assert "{" not in device_line and '"' not in device_line  # readable counters, not JSON
 
 
 def test_replaying_an_armband_the_recogniser_cannot_read_is_one_line(tmp_path, capsys):
@@ -148,10 +152,58 @@ def test_replaying_an_armband_the_recogniser_cannot_read_is_one_line(tmp_path, c
 @pytest.mark.parametrize(
     ("extra", "says"),
     [
-        (["--legacy-discovery"], "are for --drone bebop"),
+        (["--legacy-discovery"], "--legacy-discovery is for --drone bebop"),
         (["--drone", "bebop", "--handshake-port", "44444"], "only used with --legacy-discovery"),
     ],
 )
 def test_legacy_discovery_options_need_a_bebop(extra, says, capsys):
     assert main([*FAST, *extra]) == 2
     assert says in capsys.readouterr().err
+
+
+SAMPLE = str(Path(__file__).parents[2] / "emgpilot" / "recordings" / "myo_readings_right_10000_s1.mcap")
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        (["--source", "synthetic", "--recording", "r.mcap"], "--recording is replayed with --source replay"),
+        (["--source", "myo", "--recording", "r.mcap"], "--recording is replayed with --source replay"),
+        (["--ip", "10.0.0.1"], "--ip is for --drone bebop, not --drone none"),
+        (["--drone", "sim", "--ip", "10.0.0.1"], "--ip is for --drone bebop, not --drone sim"),
+        (["--discovery-port", "1"], "--discovery-port is for --drone bebop"),
+        (["--port", "/dev/ttyACM0"], "--port is for the live devices (--source myo)"),
+        (["--upper-arm-port", "/dev/ttyACM0"], "--upper-arm-port is for the live devices"),
+        (["--mapping", "m.toml"], "--mapping maps gestures to drone commands: it needs --drone"),
+        (["--source", "replay", "--recording", "r.mcap", "--seed", "3"], "--seed is for the synthetic arm"),
+    ],
+)
+def test_options_the_session_would_ignore_are_refused(extra, says, capsys):
+    assert main([*FAST, *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and says in err
+
+
+def test_recording_alone_means_a_replay_of_it(capsys):
+    assert main([*FAST, "--recording", SAMPLE]) == 0
+    assert capsys.readouterr().out.startswith("replay:")
+
+
+def test_the_gui_gets_the_same_checks_and_settled_defaults(monkeypatch, capsys):
+    from emgpilot.app.commands import COMMAND_MODULES
+
+    if "gui" not in COMMAND_MODULES:
+        pytest.skip("no GUI in this build")
+    from emgpilot.app.commands import gui
+
+    handed: list = []
+    monkeypatch.setattr(gui, "run_gui_from_run_args", lambda args: handed.append(args) or 0)
+    assert main(["run", "--recording", SAMPLE]) == 0
+    assert handed[-1].source == "replay" and handed[-1].ip == "192.168.42.1" and handed[-1].seed == 0
+    assert main(["run", "--source", "replay", "--recording", SAMPLE, "--seed", "2"]) == 2
+    assert "--seed is for the synthetic arm" in capsys.readouterr().err
+    # the window flies the simulator even without --drone: a mapping is for it
+    assert main(["run", "--mapping", "m.toml"]) == 0
+    assert handed[-1].mapping == "m.toml" and len(handed) == 2
+    assert main(["run", "--drone", "bebop", "--ip", "127.0.0.1"]) == 0
+    assert handed[-1].ip == "127.0.0.1"

@@ -212,3 +212,24 @@ def test_fake_device_command_prints_its_port(tmp_path: Path, capsys: pytest.Capt
 def test_bgapi_payload_builders_used_by_the_fake() -> None:
     status = struct.pack("<BB6sBHHHB", 0, 5, b"\x01" * 6, 0, 6, 64, 0, 255)
     assert len(status) == 16  # matches the parser's rule for connection status
+
+
+def test_pty_port_never_replaces_a_file_at_its_link(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_bytes(b"important")
+    port = PtyPort(notes)
+    with pytest.raises(OSError, match="not a symlink"):
+        port.plug()
+    assert not port.plugged and notes.read_bytes() == b"important"
+
+
+def test_pty_port_replaces_the_link_an_earlier_fake_left(tmp_path: Path) -> None:
+    link = tmp_path / "ttyFAKE"
+    link.symlink_to("/dev/pts/no-such-pty")  # a killed fake's dangling link
+    port = PtyPort(link)
+    port.plug()
+    try:
+        assert os.readlink(link) == port.slave_name
+    finally:
+        port.unplug()
+    assert not os.path.lexists(link)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -77,6 +81,8 @@ def fake_device(args: argparse.Namespace) -> int:
     print(f"fake {args.kind} serving on {path} (Ctrl-C to stop)", file=sys.stderr, flush=True)
     t0 = time.monotonic()
     next_flap = t0 + args.flap if args.flap else None
+    # `kill` (SIGTERM, as after the docs' `&`) must remove the --link symlink just as Ctrl-C does
+    restore_sigterm = _stop_on_sigterm()
     try:
         while args.duration is None or time.monotonic() - t0 < args.duration:
             time.sleep(0.1)  # the CLI's own idle loop; the fake paces itself on its thread
@@ -85,11 +91,31 @@ def fake_device(args: argparse.Namespace) -> int:
                     fake.unplug()
                     print("unplugged", file=sys.stderr, flush=True)
                 else:
-                    fake.plug()
+                    try:
+                        fake.plug()
+                    except OSError as e:  # something else took the --link path while unplugged
+                        raise CLIError(e.strerror or str(e)) from e
                     print(f"plugged back on {fake.path}", file=sys.stderr, flush=True)
                 next_flap += args.flap
     except KeyboardInterrupt:
         pass
     finally:
+        restore_sigterm()
         fake.stop()
     return 0
+
+
+def _stop_on_sigterm() -> Callable[[], None]:
+    """Make SIGTERM stop the fake like Ctrl-C (a KeyboardInterrupt); returns what puts the old handler back.
+
+    Off the main thread Python cannot install signal handlers: nothing changes there.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    # None: a handler not set from Python; the default is the closest we can put back
+    return lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from emgpilot.signals.importers import ImportedSession
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,25 +26,42 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="dataset file(s) in one of the known layouts, or folders (every .npz file in them)",
     )
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for the recordings")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace recordings already in the folder (default: refuse, naming them, before writing any)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from emgpilot.app.cli import CLIError
-    from emgpilot.signals.importers import DatasetError, load_npz, write_session
+    from emgpilot.signals.importers import write_session
     from emgpilot.signals.recording import RecordingError
 
     out_dir = Path(args.output)
+    files = list(dict.fromkeys(_npz_files(args.npz)))  # a file named twice (and in a folder) is one input
+    # every input read and every output named before the first write: a refusal changes nothing
+    targets: dict[Path, str] = {}
+    for npz in files:
+        for session in _load(npz):
+            target = out_dir / f"{session.name}.mcap"
+            if target in targets:
+                raise CLIError(
+                    f"two sessions would be written to {target} (from {targets[target]} and {npz}): "
+                    "import them into separate folders"
+                )
+            targets[target] = npz
+    existing = [str(t) for t in targets if t.exists() or t.is_symlink()]
+    if existing and not args.overwrite:
+        raise CLIError(f"already imported: {', '.join(existing)}; pass --overwrite to replace, or choose another -o")
     written = 0
-    for npz in _npz_files(args.npz):
-        try:
-            sessions = load_npz(npz)
-        except DatasetError as e:
-            raise CLIError(str(e)) from e
-        for session in sessions:
+    for npz in files:
+        # loaded again rather than kept: a dataset can be larger than memory allows twice over
+        for session in _load(npz):
             target = out_dir / f"{session.name}.mcap"
             try:
-                write_session(session, target)
+                write_session(session, target, overwrite=args.overwrite)
             except RecordingError as e:
                 raise CLIError(str(e)) from e
             n = sum(len(m) for m in session.messages if hasattr(m, "data"))
@@ -48,6 +69,17 @@ def run(args: argparse.Namespace) -> int:
             written += 1
     print(f"wrote {written} recording(s) to {out_dir}")
     return 0
+
+
+def _load(npz: str) -> list[ImportedSession]:
+    """The sessions of one dataset file; its problem as a one-line :class:`CLIError`."""
+    from emgpilot.app.cli import CLIError
+    from emgpilot.signals.importers import DatasetError, load_npz
+
+    try:
+        return load_npz(npz)
+    except DatasetError as e:
+        raise CLIError(str(e)) from e
 
 
 def _npz_files(paths: list[str]) -> list[str]:

@@ -8,7 +8,10 @@ import logging
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from emgpilot.app.commands.record import OldRecording
 
 log = logging.getLogger(__name__)
 
@@ -16,20 +19,25 @@ log = logging.getLogger(__name__)
 SOURCE_ALIASES = {"recording": "replay"}
 """Other names of a source (the GUI says ``recording`` for what ``run`` calls ``replay``)."""
 
+DEFAULT_BEBOP_IP = "192.168.42.1"
+"""A Bebop 2's own address on the Wi-Fi it opens."""
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     from emgpilot.app.commands.argtypes import non_negative_int, positive_float
+    from emgpilot.app.commands.record import OVERWRITE_HELP
     from emgpilot.app.sources import add_live_device_args
 
     p = sub.add_parser("run", help="stream a source through the pipeline (headless or with the GUI)")
     p.add_argument("--headless", action="store_true", help="no window: log a summary instead")
     p.add_argument(
         "--source",
-        default="synthetic",
+        default=None,
         choices=["synthetic", "myo", "replay", "recording"],
-        help="where data comes from (default: synthetic arm; 'recording' is another name for 'replay')",
+        help="where data comes from (default: synthetic arm, or replay with --recording; "
+        "'recording' is another name for 'replay')",
     )
-    p.add_argument("--recording", help="recording to replay with --source replay")
+    p.add_argument("--recording", help="recording to replay (selects --source replay)")
     add_live_device_args(p)
     p.add_argument(
         "--connect-timeout",
@@ -39,9 +47,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--duration", type=positive_float, default=None, help="stop after this many data-seconds")
     p.add_argument("--record", metavar="PATH", help="write every stream to this recording (.mcap)")
-    p.add_argument("--overwrite", action="store_true", help="replace the --record file if it exists (default: refuse)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help=f"replace the --record file if it exists (default: refuse). {OVERWRITE_HELP}",
+    )
     p.add_argument("--speed", default="1", help="1 (real time), N (N x faster) or max (synthetic/replay)")
-    p.add_argument("--seed", type=non_negative_int, default=0, help="synthetic arm: wearer and schedule seed")
+    p.add_argument(
+        "--seed", type=non_negative_int, default=None, help="synthetic arm: wearer and schedule seed (default 0)"
+    )
     p.add_argument("--config", help="pipeline configuration TOML")
     p.add_argument(
         "--wearer",
@@ -56,7 +70,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="none",
         help="fly a drone with the recognised gestures: none (headless default), sim (simulator), bebop (Olympe)",
     )
-    p.add_argument("--ip", default="192.168.42.1", help="Bebop 2 address (--drone bebop); 127.0.0.1 = virtual Bebop")
+    p.add_argument(
+        "--ip",
+        default=None,
+        help=f"Bebop 2 address (--drone bebop; default {DEFAULT_BEBOP_IP}); 127.0.0.1 = virtual Bebop",
+    )
     p.add_argument(
         "--discovery-port", type=non_negative_int, default=None, help="Bebop discovery TCP port (default 44445)"
     )
@@ -72,7 +90,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="with --legacy-discovery: the drone's ARSDK handshake TCP port (default 44444)",
     )
-    p.add_argument("--mapping", metavar="TOML", help="gesture-to-command mapping (default: the shipped mapping.toml)")
+    p.add_argument(
+        "--mapping", metavar="TOML", help="gesture-to-command mapping, with --drone (default: the shipped mapping.toml)"
+    )
     p.add_argument(
         "--takeoff", action="store_true", help="take off once connected (an explicit user action; needs --drone)"
     )
@@ -81,25 +101,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from emgpilot.app.cli import CLIError
-    from emgpilot.app.commands.record import check_output, discard_empty, missing_streams, print_problems
+    from emgpilot.app.commands.record import OldRecording, check_output
     from emgpilot.app.sources import open_source
     from emgpilot.build import build_pipeline, load_pipeline_config
-    from emgpilot.classifiers.calibration import calibration_metadata
-    from emgpilot.config import ConfigError, to_mapping
+    from emgpilot.config import ConfigError
     from emgpilot.signals.device import parse_speed
-    from emgpilot.signals.runner import NoDataError, SessionRunner, StatusLog
-    from emgpilot.wearer import PROFILE_SOURCES, apply_profile, load_profile, remember_session
+    from emgpilot.wearer import PROFILE_SOURCES, apply_profile, load_profile
 
-    args.source = SOURCE_ALIASES.get(args.source, args.source)
+    _check_options(args)  # also settles the defaults that had to stay None to tell "not given"
     if args.wearer and args.source not in PROFILE_SOURCES:
         live = " or ".join(PROFILE_SOURCES)
         raise CLIError(f"--wearer is for live sessions (--source {live}), not --source {args.source}")
     if args.record:
         check_output(args.record, args.overwrite)
-    if (args.legacy_discovery or args.handshake_port is not None) and args.drone != "bebop":
-        raise CLIError("--legacy-discovery and --handshake-port are for --drone bebop")
-    if args.handshake_port is not None and not args.legacy_discovery:
-        raise CLIError("--handshake-port is only used with --legacy-discovery")
     if not args.headless:
         from emgpilot.app.commands import COMMAND_MODULES
 
@@ -110,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
         log.warning("GUI not available; running headless")
     if args.takeoff and args.drone == "none":
         raise CLIError("--takeoff needs a drone to take off: add --drone sim (simulator) or --drone bebop")
+    if args.mapping and args.drone == "none":
+        raise CLIError("--mapping maps gestures to drone commands: it needs --drone sim or --drone bebop")
     try:
         speed = parse_speed(args.speed)
         cfg = load_pipeline_config(args.config)
@@ -124,6 +140,57 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:  # e.g. a recording of a 10-electrode armband
         device.stop()
         raise CLIError(f"{args.recording or args.source}: {e}") from e
+    try:
+        old = OldRecording(args.record, args.overwrite)
+    except CLIError:
+        device.stop()
+        raise
+    with old:
+        return _headless(args, device, pipeline, cfg, profile, old)
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """Refuse options that the chosen source or drone would silently ignore; fill in their defaults.
+
+    Only options the user gave are checked (their defaults are None until here). ``--recording``
+    without ``--source`` means a replay of it, so it selects ``--source replay``.
+    """
+    from emgpilot.app.cli import CLIError
+
+    if args.source is None:
+        args.source = "replay" if args.recording else "synthetic"
+    args.source = SOURCE_ALIASES.get(args.source, args.source)
+    if args.recording and args.source != "replay":
+        raise CLIError(f"--recording is replayed with --source replay, not --source {args.source}: drop one of them")
+    for option, value in (("--port", args.port), ("--upper-arm-port", args.upper_arm_port)):
+        if value is not None and args.source != "myo":
+            raise CLIError(f"{option} is for the live devices (--source myo), not --source {args.source}")
+    if args.seed is not None and args.source != "synthetic":
+        raise CLIError(f"--seed is for the synthetic arm (--source synthetic), not --source {args.source}")
+    args.seed = 0 if args.seed is None else args.seed
+    if args.drone != "bebop":
+        for option, given in (
+            ("--ip", args.ip is not None),
+            ("--discovery-port", args.discovery_port is not None),
+            ("--legacy-discovery", args.legacy_discovery),
+            ("--handshake-port", args.handshake_port is not None),
+        ):
+            if given:
+                raise CLIError(f"{option} is for --drone bebop, not --drone {args.drone}")
+    if args.handshake_port is not None and not args.legacy_discovery:
+        raise CLIError("--handshake-port is only used with --legacy-discovery")
+    args.ip = DEFAULT_BEBOP_IP if args.ip is None else args.ip
+
+
+def _headless(args: argparse.Namespace, device: Any, pipeline: Any, cfg: Any, profile: Any, old: OldRecording) -> int:
+    """The headless session once the source is open: record, fly, print the summary."""
+    from emgpilot.app.cli import CLIError
+    from emgpilot.app.commands.record import discard_empty, missing_streams, print_problems
+    from emgpilot.classifiers.calibration import calibration_metadata
+    from emgpilot.config import ConfigError, to_mapping
+    from emgpilot.signals.runner import NoDataError, SessionRunner, StatusLog
+    from emgpilot.wearer import remember_session
+
     recorder = None
     if args.record:
         from emgpilot.signals.recording import RecordingError, RecordingWriter
@@ -142,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
             )
         except RecordingError as e:
             device.stop()  # nothing was started yet; stop() releases whatever the device opened
-            raise CLIError(str(e)) from e
+            raise CLIError(f"{e}{old.restore()}") from e
     pilot = None
     if getattr(args, "drone", "none") != "none":
         from emgpilot.drone.pilot import pilot_from_args
@@ -154,7 +221,7 @@ def run(args: argparse.Namespace) -> int:
                 recorder.close()
                 discard_empty(args.record, None)
             device.stop()
-            raise CLIError(f"--drone {args.drone}: {e}") from e
+            raise CLIError(f"--drone {args.drone}: {e}{old.restore()}") from e
         if args.takeoff:
             # before any data: the pilot stamps the take-off with the first data time
             pilot.takeoff("cli")
@@ -177,8 +244,9 @@ def run(args: argparse.Namespace) -> int:
             recorder.close()
     wall = time.perf_counter() - wall0
     kept = bool(args.record) and not discard_empty(args.record, stats)
+    restored = old.keep_new() if kept else old.restore()
     if no_data is not None:
-        note = f"; nothing recorded, {args.record} not written" if args.record else ""
+        note = f"; nothing recorded, {args.record} not written{restored}" if args.record else ""
         raise CLIError(f"{no_data}{note}")
     wearer = None
     if profile is not None:
@@ -214,7 +282,7 @@ def run(args: argparse.Namespace) -> int:
         if kept:
             print(f"recorded to {args.record}")
         elif args.record:
-            print(f"nothing recorded; {args.record} not written")
+            print(f"nothing recorded; {args.record} not written{restored}")
     print_problems(stats, missing)
     return 0
 
@@ -255,10 +323,10 @@ def _remember(profile: Any, pipeline: Any, cfg: Any, remember_session: Callable[
 
 
 def _drone_line(drone: dict) -> str:
-    """``drone sim: 12 commands sent, 3/6 hoops, hovering, battery 97 %`` for the text summary."""
+    """``drone sim: 14 commands sent (take-off, landing, 12 moves/hovers), 3/6 hoops, ...`` for the text summary."""
     counts = drone.get("counts", {})
     state = drone.get("final_state", {})
-    parts = [f"{counts.get('commands_sent', 0)} commands sent"]
+    parts = [_commands_sent(counts)]
     refused = sum(n for k, n in counts.items() if k.startswith("safety_refuse"))
     if refused:
         parts.append(f"{refused} refused by safety")
@@ -269,6 +337,27 @@ def _drone_line(drone: dict) -> str:
     if "battery" in state:
         parts.append(f"battery {state['battery']:.0f} %")
     return f"drone {drone.get('backend', '?')}: " + ", ".join(parts)
+
+
+def _commands_sent(counts: dict[str, int]) -> str:
+    """``3 commands sent (take-off, landing, 1 move/hover)``: every command that went to the drone.
+
+    The pilot counts the user's take-off, landing and emergency as safety decisions, apart from
+    ``commands_sent`` (the moves and hovers gestures and safety sent): they are added here.
+    """
+    user_actions = [
+        (counts.get("safety_takeoff", 0), "take-off", "take-offs"),
+        (counts.get("safety_land", 0), "landing", "landings"),
+        (counts.get("safety_emergency", 0), "emergency stop", "emergency stops"),
+    ]
+    moves = counts.get("commands_sent", 0)
+    total = moves + sum(n for n, _, _ in user_actions)
+    if not total:
+        return "0 commands sent"
+    detail = [one if n == 1 else f"{n} {many}" for n, one, many in user_actions if n]
+    if moves:
+        detail.append(f"{moves} move{'/hover' if moves == 1 else 's/hovers'}")
+    return f"{total} command{'s' if total != 1 else ''} sent ({', '.join(detail)})"
 
 
 def _pilot_streams(args: argparse.Namespace) -> list:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
+import re
 import threading
 
 from emgpilot.app.commands.argtypes import non_negative_int, positive_float
@@ -80,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise CLIError(str(e)) from e
     except OSError as e:
-        raise CLIError(f"{e} (another virtual drone running? try --discovery-port 0 --handshake-port 0)") from e
+        raise CLIError(_bind_error(e)) from e
     stop = threading.Event()
     try:
         print(f"virtual Bebop 2 on {drone.host}", flush=True)
@@ -102,6 +104,17 @@ def run(args: argparse.Namespace) -> int:
     s = drone.state()
     print(f"final state: {s.flying_state}, x={s.x:.2f} y={s.y:.2f} z={s.z:.2f} m, battery {s.battery:.0f} %")
     return 0
+
+
+def _bind_error(e: OSError) -> str:
+    """One line for a port the virtual drone could not open, without Python's ``[Errno 98]``."""
+    hint = "(another virtual drone running? try --discovery-port 0 --handshake-port 0)"
+    if e.errno == errno.EADDRINUSE:
+        # the virtual drone names the port it failed on: "... port 127.0.0.1:44445: ..."
+        found = re.search(r":(\d+):", e.strerror or "")
+        which = f"port {found.group(1)}" if found else "a port"
+        return f"{which} is already in use {hint}"
+    return f"{e.strerror or e} {hint}"
 
 
 def _measure() -> int:
