@@ -207,3 +207,22 @@ def test_the_gui_gets_the_same_checks_and_settled_defaults(monkeypatch, capsys):
     assert handed[-1].mapping == "m.toml" and len(handed) == 2
     assert main(["run", "--drone", "bebop", "--ip", "127.0.0.1"]) == 0
     assert handed[-1].ip == "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    ("extra", "option"),
+    [
+        (["--source", "myo", "--port", "none", "--upper-arm-protocol", "binary"], "--upper-arm-protocol"),
+        (["--source", "myo", "--port", "none", "--connect-timeout", "5"], "--connect-timeout"),
+        (["--drone", "bebop", "--ip", "127.0.0.1", "--discovery-port", "45000"], "--discovery-port"),
+        (["--drone", "bebop", "--legacy-discovery"], "--legacy-discovery"),
+        (["--json"], "--json"),
+    ],
+)
+def test_options_the_window_would_drop_are_refused_without_headless(extra, option, capsys, monkeypatch):
+    import emgpilot.app.commands.gui as gui
+
+    monkeypatch.setattr(gui, "run_gui_from_run_args", lambda args: pytest.fail("the window opened"))
+    assert main(["run", *extra]) == 2
+    err = capsys.readouterr().err
+    assert "not used by the window; add --headless" in err and option in err

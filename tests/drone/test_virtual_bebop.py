@@ -271,7 +271,7 @@ def test_sim_command_serves_then_stops(capsys):
 
     assert main(["sim", "--arsdk", "--discovery-port", "0", "--handshake-port", "0", "--duration", "0.2"]) == 0
     out = capsys.readouterr().out
-    assert "discovery  tcp" in out and "fly it: emgpilot run --drone bebop --ip 127.0.0.1" in out
+    assert "discovery  tcp" in out and "fly it: emgpilot run --headless --drone bebop --ip 127.0.0.1" in out
 
 
 @pytest.mark.parametrize(

@@ -303,8 +303,6 @@ def run_gui_from_run_args(args: argparse.Namespace) -> int:
     if source == "recording" and not args.recording:
         raise CLIError("--source replay needs --recording PATH")
     drone = {"none": "none", "sim": "sim", "bebop": "bebop"}[getattr(args, "drone", "none")]
-    if drone == "bebop" and args.ip == "127.0.0.1" and getattr(args, "discovery_port", None):
-        log.warning("--discovery-port is ignored by the GUI; use --drone virtual in the window")
     spec = SessionSpec(
         source=source,
         recording=args.recording,

@@ -120,6 +120,9 @@ def run(args: argparse.Namespace) -> int:
         if "gui" in COMMAND_MODULES:
             from emgpilot.app.commands.gui import run_gui_from_run_args
 
+            unused = _window_ignores(args)
+            if unused:
+                raise CLIError(f"{', '.join(unused)}: not used by the window; add --headless")
             return run_gui_from_run_args(args)
         log.warning("GUI not available; running headless")
     if args.takeoff and args.drone == "none":
@@ -147,6 +150,29 @@ def run(args: argparse.Namespace) -> int:
         raise
     with old:
         return _headless(args, device, pipeline, cfg, profile, old)
+
+
+WINDOW_IGNORES = {
+    "upper_arm_protocol": "csv",
+    "upper_arm_channels": 2,
+    "upper_arm_rate": 1000.0,
+    "upper_arm_bits": 10,
+    "upper_arm_baud": 115200,
+    "upper_arm_sequence": False,
+    "myo_address": None,
+    "connect_timeout": 30.0,
+    "json": False,
+    "discovery_port": None,
+    "legacy_discovery": False,
+    "handshake_port": None,
+}
+"""Options of ``run`` that the window does not take (with their defaults): given with a value other
+than the default, run without ``--headless`` refuses them instead of dropping them."""
+
+
+def _window_ignores(args: argparse.Namespace) -> list[str]:
+    """The options in :data:`WINDOW_IGNORES` given a value other than their default."""
+    return [f"--{n.replace('_', '-')}" for n, default in WINDOW_IGNORES.items() if getattr(args, n, default) != default]
 
 
 def _check_options(args: argparse.Namespace) -> None:

@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="run the simulator as a virtual Bebop 2 (ARSDK on 127.0.0.1) for Olympe or any ARSDK client",
         description=(
             "Serve the drone simulator over ARSDK (protocol v1, like a Bebop 2) on 127.0.0.1 until "
-            "Ctrl-C. Fly it with `emgpilot run --drone bebop --ip 127.0.0.1 --discovery-port P` or "
+            "Ctrl-C. Fly it with `emgpilot run --headless --drone bebop --ip 127.0.0.1 --discovery-port P` or "
             "with olympe.Drone('127.0.0.1', discovery_port=P)."
         ),
     )
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
             how = f"--discovery-port {drone.discovery_port}"
         else:
             how = f"--legacy-discovery --handshake-port {drone.handshake_port}"
-        print(f"fly it: emgpilot run --drone bebop --ip {drone.host} {how}", flush=True)
+        print(f"fly it: emgpilot run --headless --drone bebop --ip {drone.host} {how}", flush=True)
         print("Ctrl-C to stop", flush=True)
         stop.wait(args.duration)  # None: until Ctrl-C (KeyboardInterrupt)
     except KeyboardInterrupt:
