@@ -4,54 +4,14 @@ poor session is saved with a warning, and the options fit the chosen kind of ses
 from __future__ import annotations
 
 import json
-from typing import Any
 
-import numpy as np
 import pytest
 
 from emgpilot.app.cli import CLIError, main
 from emgpilot.app.commands.calibrate import POOR_SPLIT_HALF, min_hold_s, run_cues
 from emgpilot.app.gui.cues import CuePlan
 from emgpilot.classifiers.calibration import load_calibration
-from emgpilot.signals.streams import EVENT_STREAMS, FOREARM_EMG, Chunk, Message, StatusEvent
-
-
-class StandInMyo:
-    """A live device: an optional ``status``, then ``chunks`` reads of 0.1 s of EMG, then nothing, for ever."""
-
-    name = "myo"
-
-    def __init__(self, chunks: int = 0, status: tuple[str, str] = ("error", "cannot open /dev/x")) -> None:
-        self._status = [StatusEvent(t=0.0, device="myo", status=status[0], detail=status[1])]
-        self._chunks = chunks
-        self._t = 100.0
-        self.stopped = False
-
-    def streams(self) -> list:
-        return [FOREARM_EMG, EVENT_STREAMS["status"]]
-
-    def info(self) -> dict[str, Any]:
-        return {}
-
-    def start(self) -> None:
-        pass
-
-    def stop(self) -> None:
-        self.stopped = True
-
-    @property
-    def finished(self) -> bool:
-        return False
-
-    def read(self, timeout: float | None = None) -> list[Message]:
-        out: list[Message] = [*self._status]
-        self._status = []
-        if self._chunks > 0:
-            self._chunks -= 1
-            t = self._t + np.arange(20) / 200.0
-            self._t += 0.1
-            out.append(Chunk(FOREARM_EMG, t, np.zeros((20, 8), np.float32)))
-        return out
+from tests.standins import StandInMyo
 
 
 class FakeClock:
@@ -75,7 +35,7 @@ def test_no_data_within_the_connect_timeout_is_one_line_with_the_device_status(c
 
 
 def test_a_device_that_stops_mid_session_is_an_error_naming_when(capsys):
-    device = StandInMyo(chunks=42, status=("connected", "Fake Myo"))  # 4.2 s of data, then silence
+    device = StandInMyo(chunks=42, status=("connected", "Fake Myo"), t0=100.0)  # 4.2 s of data, then silence
     with pytest.raises(CLIError) as e:
         run_cues(device, PLAN, what="the Myo", connect_timeout_s=30.0, stall_s=5.0, clock=FakeClock())
     assert (

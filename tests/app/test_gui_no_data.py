@@ -3,10 +3,6 @@ picture), the open window says why in its status bar; time-limit options need --
 
 from __future__ import annotations
 
-import threading
-from typing import Any
-
-import numpy as np
 import pytest
 
 pytest.importorskip("pytestqt")
@@ -15,48 +11,8 @@ from emgpilot.app.cli import CLIError, main
 from emgpilot.app.commands import gui as gui_cmd
 from emgpilot.app.gui import session as session_mod
 from emgpilot.app.gui.session import SessionSpec
-from emgpilot.signals.streams import EVENT_STREAMS, FOREARM_EMG, Chunk, Message, StatusEvent
 from tests.app.test_gui import WAIT_MS, make_window, no_leaks  # noqa: F401 (a fixture)
-
-
-class StandInMyo:
-    """A live Myo on a wrong port (or lost): one status, ``chunks`` reads of 0.1 s of EMG, then nothing."""
-
-    name = "myo"
-
-    def __init__(self, chunks: int = 0, status: tuple[str, str] = ("error", "cannot open /dev/x")) -> None:
-        self._status = [StatusEvent(t=0.0, device="myo", status=status[0], detail=status[1])]
-        self._chunks = chunks
-        self._t = 0.0
-        self._idle = threading.Event()  # never set: a read waits as a real driver's queue does
-
-    def streams(self) -> list:
-        return [FOREARM_EMG, EVENT_STREAMS["status"]]
-
-    def info(self) -> dict[str, Any]:
-        return {}
-
-    def start(self) -> None:
-        pass
-
-    def stop(self) -> None:
-        pass
-
-    @property
-    def finished(self) -> bool:
-        return False
-
-    def read(self, timeout: float | None = None) -> list[Message]:
-        out: list[Message] = [*self._status]
-        self._status = []
-        if self._chunks > 0:
-            self._chunks -= 1
-            t = self._t + np.arange(20) / 200.0
-            self._t += 0.1
-            out.append(Chunk(FOREARM_EMG, t, np.zeros((20, 8), np.float32)))
-        elif not out:
-            self._idle.wait(min(timeout or 0.0, 0.02))
-        return out
+from tests.standins import StandInMyo
 
 
 class FakeClock:
@@ -74,7 +30,7 @@ def live_spec() -> SessionSpec:
 
 @pytest.mark.usefixtures("no_leaks")
 def test_a_screenshot_without_data_fails_with_the_device_status(monkeypatch, tmp_path):
-    monkeypatch.setattr(session_mod, "open_device", lambda spec: StandInMyo())
+    monkeypatch.setattr(session_mod, "open_device", lambda spec: StandInMyo(idle_wait_s=0.02))
     shot = tmp_path / "m.png"
     with pytest.raises(CLIError) as e:
         gui_cmd.launch(
@@ -90,7 +46,9 @@ def test_a_screenshot_without_data_fails_with_the_device_status(monkeypatch, tmp
 
 @pytest.mark.usefixtures("no_leaks")
 def test_a_screenshot_whose_source_stops_fails_saying_when(monkeypatch, tmp_path):
-    monkeypatch.setattr(session_mod, "open_device", lambda spec: StandInMyo(chunks=5, status=("lost", "unplugged")))
+    monkeypatch.setattr(
+        session_mod, "open_device", lambda spec: StandInMyo(chunks=5, status=("lost", "unplugged"), idle_wait_s=0.02)
+    )
     shot = tmp_path / "m.png"
     with pytest.raises(CLIError) as e:
         gui_cmd.launch(
@@ -106,7 +64,7 @@ def test_a_screenshot_whose_source_stops_fails_saying_when(monkeypatch, tmp_path
 
 @pytest.mark.usefixtures("no_leaks")
 def test_the_open_window_shows_why_no_data_comes(monkeypatch, qtbot, tmp_path):
-    monkeypatch.setattr(session_mod, "open_device", lambda spec: StandInMyo())
+    monkeypatch.setattr(session_mod, "open_device", lambda spec: StandInMyo(idle_wait_s=0.02))
     spec = live_spec()
     spec.duration_s = None
     win = make_window(qtbot, tmp_path, spec)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import logging
-from typing import Any
 
 import pytest
 import serial
@@ -12,36 +11,8 @@ import serial
 from emgpilot.signals.pipeline import Pipeline
 from emgpilot.signals.runner import NoDataError, RunStats, SessionRunner, StatusLog, describe_statuses
 from emgpilot.signals.serialio import open_error_reason
-from emgpilot.signals.streams import EVENT_STREAMS, FOREARM_EMG, Message, StatusEvent
-
-
-class SilentDevice:
-    """A live device on a wrong port: one error status, then nothing, for ever."""
-
-    name = "myo"
-
-    def __init__(self) -> None:
-        self._pending: list[Message] = [StatusEvent(t=0.0, device="myo", status="error", detail="cannot open /dev/x")]
-
-    def streams(self) -> list:
-        return [FOREARM_EMG, EVENT_STREAMS["status"]]
-
-    def info(self) -> dict[str, Any]:
-        return {}
-
-    def start(self) -> None:
-        pass
-
-    def stop(self) -> None:
-        pass
-
-    @property
-    def finished(self) -> bool:
-        return False
-
-    def read(self, timeout: float | None = None) -> list[Message]:
-        out, self._pending = self._pending, []
-        return out
+from emgpilot.signals.streams import StatusEvent
+from tests.standins import StandInMyo
 
 
 class FakeClock:
@@ -54,7 +25,7 @@ class FakeClock:
 
 
 def test_no_data_within_the_connect_timeout_names_the_device_status() -> None:
-    device = SilentDevice()
+    device = StandInMyo()
     runner = SessionRunner(device, Pipeline([], ["forearm_emg"]), duration_s=3.0)
     with pytest.raises(NoDataError) as e:
         runner.run(connect_timeout_s=2.0, clock=FakeClock())
