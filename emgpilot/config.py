@@ -30,7 +30,8 @@ def from_mapping(cls: type[T], data: dict[str, Any], where: str = "") -> T:
     unknown = set(data) - set(fields)
     if unknown:
         section = f"[{where}] " if where else ""
-        raise ConfigError(f"{section}unknown setting(s) {sorted(unknown)}; known: {sorted(fields)}")
+        unknown_names, known_names = ", ".join(sorted(unknown)), ", ".join(sorted(fields))
+        raise ConfigError(f"{section}unknown setting(s) {unknown_names}; known: {known_names}")
     kwargs = {}
     for name, value in data.items():
         kwargs[name] = _coerce(hints[name], value, f"{where}.{name}" if where else name)
