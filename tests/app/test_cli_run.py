@@ -226,3 +226,20 @@ def test_options_the_window_would_drop_are_refused_without_headless(extra, optio
     assert main(["run", *extra]) == 2
     err = capsys.readouterr().err
     assert "not used by the window; add --headless" in err and option in err
+
+
+def test_overwrite_in_the_window_keeps_the_old_recording_unless_the_new_one_has_data(tmp_path, capsys, monkeypatch):
+    import emgpilot.app.commands.gui as gui
+
+    old = tmp_path / "old.mcap"
+    assert main([*FAST, "--record", str(old)]) == 0  # a real recording to keep
+    before = old.read_bytes()
+    # a window that records nothing: the old file is back
+    monkeypatch.setattr(gui, "run_gui_from_run_args", lambda args: 0)
+    assert main(["run", "--record", str(old), "--overwrite"]) == 0
+    assert old.read_bytes() == before and not (tmp_path / "old.mcap.replaced").exists()
+    # a window that records: the new file stays, the old one is gone
+    longer = ["run", "--headless", "--duration", "2", "--speed", "max"]
+    monkeypatch.setattr(gui, "run_gui_from_run_args", lambda args: main([*longer, "--record", args.record]))
+    assert main(["run", "--record", str(old), "--overwrite"]) == 0
+    assert old.exists() and old.read_bytes() != before and not (tmp_path / "old.mcap.replaced").exists()

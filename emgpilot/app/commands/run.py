@@ -123,7 +123,12 @@ def run(args: argparse.Namespace) -> int:
             unused = _window_ignores(args)
             if unused:
                 raise CLIError(f"{', '.join(unused)}: not used by the window; add --headless")
-            return run_gui_from_run_args(args)
+            # --overwrite in the window as headless: the old file comes back unless the new one has data
+            with OldRecording(args.record, args.overwrite) as old:
+                code = run_gui_from_run_args(args)
+                if args.record and _has_samples(args.record):
+                    old.keep_new()
+            return code
         log.warning("GUI not available; running headless")
     if args.takeoff and args.drone == "none":
         raise CLIError("--takeoff needs a drone to take off: add --drone sim (simulator) or --drone bebop")
@@ -150,6 +155,18 @@ def run(args: argparse.Namespace) -> int:
         raise
     with old:
         return _headless(args, device, pipeline, cfg, profile, old)
+
+
+def _has_samples(path: str) -> bool:
+    """Whether the recording at ``path`` holds any sensor samples (a damaged one: its readable part)."""
+    from emgpilot.signals.recording import RecordingError, open_recording
+
+    try:
+        rec = open_recording(path, recover=True)
+        stats = rec.stream_stats()
+    except (RecordingError, OSError):
+        return False
+    return any(st.samples for name, st in stats.items() if name in rec.streams and not rec.streams[name].is_event)
 
 
 WINDOW_IGNORES = {
