@@ -415,24 +415,20 @@ def run(args: argparse.Namespace) -> int:
         except ImportError as e:
             raise CLIError(f"the drone flight bench is not available ({e})") from e
         try:
-            result = run_flight_bench(args)
+            result, report = run_flight_bench(args), flight_report
         except (ValueError, ConfigError, OSError) as e:
             raise CLIError(str(e)) from e
-        if args.json:
-            _print_json(result)
-        else:
-            print(flight_report(json_safe(result)), flush=True)
-        return 0
-    from emgpilot.classifiers.evaluation import EvaluationError
+    else:
+        from emgpilot.classifiers.evaluation import EvaluationError
 
-    try:
-        result = measure(args)
-    except (ValueError, ConfigError, EvaluationError) as e:
-        raise CLIError(str(e)) from e
+        try:
+            result, report = measure(args), pipeline_report
+        except (ValueError, ConfigError, EvaluationError) as e:
+            raise CLIError(str(e)) from e
     if args.json:
         _print_json(result)
     else:
-        print(pipeline_report(json_safe(result)), flush=True)
+        print(report(json_safe(result)), flush=True)
     return 0
 
 
