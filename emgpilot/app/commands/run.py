@@ -96,7 +96,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--takeoff", action="store_true", help="take off once connected (an explicit user action; needs --drone)"
     )
-    p.set_defaults(func=run)
+    # the defaults of the options the window does not take, read from the parser (not copied)
+    p.set_defaults(func=run, window_ignores={name: p.get_default(name) for name in WINDOW_IGNORES})
 
 
 def run(args: argparse.Namespace) -> int:
@@ -169,27 +170,27 @@ def _has_samples(path: str) -> bool:
     return any(st.samples for name, st in stats.items() if name in rec.streams and not rec.streams[name].is_event)
 
 
-WINDOW_IGNORES = {
-    "upper_arm_protocol": "csv",
-    "upper_arm_channels": 2,
-    "upper_arm_rate": 1000.0,
-    "upper_arm_bits": 10,
-    "upper_arm_baud": 115200,
-    "upper_arm_sequence": False,
-    "myo_address": None,
-    "connect_timeout": 30.0,
-    "json": False,
-    "discovery_port": None,
-    "legacy_discovery": False,
-    "handshake_port": None,
-}
-"""Options of ``run`` that the window does not take (with their defaults): given with a value other
-than the default, run without ``--headless`` refuses them instead of dropping them."""
+WINDOW_IGNORES = (
+    "upper_arm_protocol",
+    "upper_arm_channels",
+    "upper_arm_rate",
+    "upper_arm_bits",
+    "upper_arm_baud",
+    "upper_arm_sequence",
+    "myo_address",
+    "connect_timeout",
+    "json",
+    "discovery_port",
+    "legacy_discovery",
+    "handshake_port",
+)
+"""Options of ``run`` that the window does not take: given with a value other than their default,
+run without ``--headless`` refuses them instead of dropping them."""
 
 
 def _window_ignores(args: argparse.Namespace) -> list[str]:
     """The options in :data:`WINDOW_IGNORES` given a value other than their default."""
-    return [f"--{n.replace('_', '-')}" for n, default in WINDOW_IGNORES.items() if getattr(args, n, default) != default]
+    return [f"--{n.replace('_', '-')}" for n, default in args.window_ignores.items() if getattr(args, n) != default]
 
 
 def _check_options(args: argparse.Namespace) -> None:
