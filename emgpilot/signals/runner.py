@@ -33,6 +33,11 @@ def format_status(device: str, status: str, detail: str = "") -> str:
     return f"{device}: {status}: {detail}" if detail else f"{device}: {status}"
 
 
+def problem_statuses(statuses: dict[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
+    """The devices among ``statuses`` whose ``(status, detail)`` is a problem (:data:`BAD_STATUSES`)."""
+    return {dev: sd for dev, sd in statuses.items() if sd[0] in BAD_STATUSES}
+
+
 def describe_statuses(statuses: dict[str, tuple[str, str]]) -> str:
     """Every device's latest status, ``; ``-separated (``no status from any device`` if none)."""
     if not statuses:
@@ -90,7 +95,7 @@ class RunStats:
 
     def problems(self) -> dict[str, tuple[str, str]]:
         """Devices whose latest status is a problem (error, searching, lost, silent)."""
-        return {dev: sd for dev, sd in self.device_status.items() if sd[0] in BAD_STATUSES}
+        return problem_statuses(self.device_status)
 
 
 class SessionRunner:

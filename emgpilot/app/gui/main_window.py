@@ -32,7 +32,7 @@ from emgpilot.app.gui.pacing import FramePacer, RedrawGate
 from emgpilot.app.gui.plots import DetectorPanel, EventLog, SignalPlots, StreamStore, Timeline
 from emgpilot.app.gui.session import DEMO_SCRIPT, BackgroundJob, Session, SessionSpec, exclusive_resources
 from emgpilot.app.gui.settings import GuiSettings, default_settings_path
-from emgpilot.signals.runner import BAD_STATUSES, describe_statuses
+from emgpilot.signals.runner import describe_statuses, problem_statuses
 from emgpilot.signals.vocabulary import GESTURES, REST
 
 log = logging.getLogger(__name__)
@@ -985,7 +985,7 @@ class MainWindow(QtWidgets.QMainWindow):
             if not s.has_data and not s.finished:
                 parts.append(f"no data yet ({describe_statuses(statuses)})" if statuses else "no data yet")
             else:
-                problems = {dev: sd for dev, sd in statuses.items() if sd[0] in BAD_STATUSES}
+                problems = problem_statuses(statuses)
                 if problems:
                     parts.append(describe_statuses(problems))
             if s.runner.error is not None:
