@@ -64,6 +64,10 @@ def test_a_replay_stops_after_duration_s():
         (["--source", "replay", "--wearer", "bob", "--recording", str(SAMPLE)], "not --source recording"),
         (["--screenshot", "/proc/emgpilot-test.png"], "--screenshot /proc/emgpilot-test.png: cannot write it"),
         (["--screenshot", "shot.txt"], "give a .png"),
+        # time limits are for screenshots: an open window runs until it is closed
+        (["--demo", "--seconds", "2"], "--seconds is for --screenshot (the window runs until you close it)"),
+        (["--source", "myo", "--connect-timeout", "3"], "--connect-timeout is for --screenshot"),
+        (["--demo", "--connect-timeout", "0", "--screenshot", "x.png"], "argument --connect-timeout"),
     ],
 )
 def test_option_errors_name_the_option(capsys, argv, message):
