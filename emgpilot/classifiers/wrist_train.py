@@ -596,22 +596,28 @@ def _train_and_evaluate(data_dir: Path, cfg: TrainConfig) -> tuple[WristModel, d
 
 
 def format_report(report: dict[str, Any]) -> str:
+    """The cross-subject accuracies as aligned tables: one column pair (CA4, flexion/extension)
+    per rotation mode, the mode named above its pair."""
     modes = [m for m in ROTATION_MODES if m in report]
+    names = sorted(report["fixed"]["per_subject"])
+    label_w = max(len("subject"), *(len(n) for n in names))
+    pair_w = len("CA4") + 2 + len("flex/ext")
+
+    def pair(v: dict[str, float]) -> str:
+        return f"{v['ca4']:>5.3f}  {v['flex_ext']:>8.3f}".rjust(pair_w)
+
     lines = ["cross-subject window accuracy on people never trained on (armband as worn):"]
-    lines.append(f"{'subject':16s} " + "  ".join(f"{'CA4 ' + m:>16s} {'flex/ext ' + m:>18s}" for m in modes))
-    for name in sorted(report["fixed"]["per_subject"]):
-        cells = []
-        for m in modes:
-            v = report[m]["per_subject"][name]["0"]
-            cells.append(f"{v['ca4']:16.3f} {v['flex_ext']:18.3f}")
-        lines.append(f"{name:16s} " + "  ".join(cells))
-    cells = [f"{report[m]['mean']['0']['ca4']:16.3f} {report[m]['mean']['0']['flex_ext']:18.3f}" for m in modes]
-    lines.append(f"{'mean':16s} " + "  ".join(cells))
-    rots = list(report["fixed"]["mean"].keys())
+    lines.append(" " * label_w + "".join(f"    {m:^{pair_w}s}" for m in modes).rstrip())
+    lines.append(f"{'subject':{label_w}s}" + "".join(f"    {'CA4':>5s}  {'flex/ext':>8s}" for _ in modes))
+    for name in names:
+        lines.append(f"{name:{label_w}s}" + "".join(f"    {pair(report[m]['per_subject'][name]['0'])}" for m in modes))
+    lines.append(f"{'mean':{label_w}s}" + "".join(f"    {pair(report[m]['mean']['0'])}" for m in modes))
+    rots = list(report["fixed"]["mean"])
+    rows = [(f"{label} {m}", m, key) for m in modes for key, label in (("ca4", "CA4"), ("flex_ext", "flex/ext"))]
+    row_w = max(len("rotation r"), *(len(r[0]) for r in rows))
+    lines.append("")
     lines.append("mean over subjects with the armband artificially rotated by r electrodes:")
-    lines.append(f"  {'r':22s}" + "".join(f"{r:>7s}" for r in rots))
-    for m in modes:
-        for key, label in (("ca4", "CA4"), ("flex_ext", "flex/ext")):
-            vals = "".join(f"{report[m]['mean'][r][key]:7.3f}" for r in rots)
-            lines.append(f"  {label + ' ' + m:22s}{vals}")
+    lines.append(f"  {'rotation r':{row_w}s}" + "".join(f"  {r:>6s}" for r in rots))
+    for label, m, key in rows:
+        lines.append(f"  {label:{row_w}s}" + "".join(f"  {report[m]['mean'][r][key]:6.3f}" for r in rots))
     return "\n".join(lines)

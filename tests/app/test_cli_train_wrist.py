@@ -3,21 +3,21 @@
 import pytest
 
 from emgpilot.app.cli import main
-from emgpilot.app.commands.train_wrist import report_table
+from emgpilot.classifiers.wrist_train import format_report
 
 
 def _cell(ca4: float, flex_ext: float) -> dict:
     return {"ca4": ca4, "flex_ext": flex_ext}
 
 
-def test_report_table_columns_are_spaced_and_aligned():
+def test_the_report_table_columns_are_spaced_and_aligned():
     mean = {str(r): _cell(0.8, 0.9) for r in (-1, 0, 1)}
     subjects = {"eval_Female0": {"0": _cell(0.81, 0.9)}, "eval_Male0": {"0": _cell(0.7, 0.85)}}
     report = {m: {"per_subject": subjects, "mean": mean} for m in ("fixed", "streaming", "estimated")}
-    lines = report_table(report).splitlines()
+    lines = format_report(report).splitlines()
     header = lines[2]
     assert header.split() == ["subject"] + ["CA4", "flex/ext"] * 3
-    assert "streaming flex/ext" not in report_table(report)
+    assert "streaming flex/ext" not in format_report(report)
     # the numbers sit under their column names
     for line in lines[3:6]:
         assert len(line) == len(header)

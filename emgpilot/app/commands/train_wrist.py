@@ -6,7 +6,6 @@ import argparse
 import json
 import logging
 from pathlib import Path
-from typing import Any
 
 from emgpilot.app.commands.argtypes import non_negative_int, positive_int
 
@@ -69,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
 
     from emgpilot.app.cli import CLIError
     from emgpilot.classifiers.wrist import INVARIANT_NAME
-    from emgpilot.classifiers.wrist_train import TrainConfig, save_model, train_and_evaluate
+    from emgpilot.classifiers.wrist_train import TrainConfig, format_report, save_model, train_and_evaluate
 
     data = Path(args.data)
     if not (data / "cote_allard_myo").is_dir():
@@ -101,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({**report, "companion": companion} if companion else report, indent=2))
     else:
-        print(report_table(report))
+        print(format_report(report))
         print(f"trained in {report['train_seconds']} s; weights written to {out}")
         if companion is not None:
             mean = companion["fixed"]["mean"]["0"]
@@ -110,33 +109,3 @@ def run(args: argparse.Namespace) -> int:
                 f"(any rotation); trained in {companion['train_seconds']} s; weights written to {inv_out}"
             )
     return 0
-
-
-def report_table(report: dict[str, Any]) -> str:
-    """The cross-subject accuracies as aligned tables: one column pair (CA4, flexion/extension)
-    per rotation mode, the mode named above its pair."""
-    from emgpilot.classifiers.wrist_train import ROTATION_MODES
-
-    modes = [m for m in ROTATION_MODES if m in report]
-    names = sorted(report["fixed"]["per_subject"])
-    label_w = max(len("subject"), *(len(n) for n in names))
-    pair_w = len("CA4") + 2 + len("flex/ext")
-
-    def pair(v: dict[str, float]) -> str:
-        return f"{v['ca4']:>5.3f}  {v['flex_ext']:>8.3f}".rjust(pair_w)
-
-    lines = ["cross-subject window accuracy on people never trained on (armband as worn):"]
-    lines.append(" " * label_w + "".join(f"    {m:^{pair_w}s}" for m in modes).rstrip())
-    lines.append(f"{'subject':{label_w}s}" + "".join(f"    {'CA4':>5s}  {'flex/ext':>8s}" for _ in modes))
-    for name in names:
-        lines.append(f"{name:{label_w}s}" + "".join(f"    {pair(report[m]['per_subject'][name]['0'])}" for m in modes))
-    lines.append(f"{'mean':{label_w}s}" + "".join(f"    {pair(report[m]['mean']['0'])}" for m in modes))
-    rots = list(report["fixed"]["mean"])
-    rows = [(f"{label} {m}", m, key) for m in modes for key, label in (("ca4", "CA4"), ("flex_ext", "flex/ext"))]
-    row_w = max(len("rotation r"), *(len(r[0]) for r in rows))
-    lines.append("")
-    lines.append("mean over subjects with the armband artificially rotated by r electrodes:")
-    lines.append(f"  {'rotation r':{row_w}s}" + "".join(f"  {r:>6s}" for r in rots))
-    for label, m, key in rows:
-        lines.append(f"  {label:{row_w}s}" + "".join(f"  {report[m]['mean'][r][key]:6.3f}" for r in rots))
-    return "\n".join(lines)
