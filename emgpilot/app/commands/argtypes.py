@@ -31,6 +31,14 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    """A finite number >= 0 (seconds that may be zero)."""
+    value = _parse(text, float, "a number")
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+    return value
+
+
 def _parse(text: str, kind: type, what: str) -> Any:
     try:
         return kind(text)

@@ -12,7 +12,7 @@ from typing import Any
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from emgpilot.app.commands.argtypes import non_negative_int, positive_float, positive_int
+    from emgpilot.app.commands.argtypes import non_negative_float, non_negative_int, positive_float, positive_int
 
     p = sub.add_parser(
         "fake-device",
@@ -31,22 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bits", type=positive_int, default=10, help="ADC bits (default 10, as the drivers expect)")
     p.add_argument("--sequence", action="store_true", help="CSV: prefix each line with a sequence number")
     p.add_argument(
-        "--reset-garbage", type=_non_negative_float, default=0.0, help="seconds of boot noise when plugged in"
+        "--reset-garbage", type=non_negative_float, default=0.0, help="seconds of boot noise when plugged in"
     )
     p.add_argument("--duration", type=positive_float, default=None, help="stop after this many seconds")
     p.add_argument("--flap", type=positive_float, default=None, help="unplug and replug every N seconds (fault demo)")
     p.set_defaults(func=fake_device)
-
-
-def _non_negative_float(text: str) -> float:
-    """Seconds that may be zero (``--reset-garbage``)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
-    return value
 
 
 def fake_device(args: argparse.Namespace) -> int:
