@@ -218,7 +218,10 @@ def test_composite_keeps_recording_when_the_upper_arm_board_vanishes(dongle: Fak
     assert [g.source_stream for g in gaps] == ["upper_emg"]
     # the forearm kept flowing through the board's outage
     emg = recording.chunk("forearm_emg")
-    assert len(emg) == pytest.approx(600, rel=0.01) and len(emg) > state["emg_at_loss"] > 0
+    # every sample over the Myo's own span (the 3 s count from the board's first sample, and the Myo
+    # connects 30-70 ms later, so a fixed count of 600 failed now and then)
+    assert (len(emg) - 1) / (emg.t[-1] - emg.t[0]) == pytest.approx(200.0, rel=0.01)
+    assert emg.t[-1] - emg.t[0] > 2.8 and len(emg) > state["emg_at_loss"] > 0
     assert np.diff(emg.t).max() < 0.05
     upper = recording.chunk("upper_emg")
     assert np.diff(upper.t).max() > 0.05  # the board's gap is in the data, not papered over
